@@ -1,0 +1,3 @@
+from circuitwatch.cli import main
+
+main()

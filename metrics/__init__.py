@@ -1,0 +1,1 @@
+"""Prometheus metrics from the tracker's counts, and the weekly KPI export."""

@@ -1,0 +1,1 @@
+"""Stream processing: the circuit tracker (pure core) and the runtimes around it."""

@@ -1,0 +1,84 @@
+"""The leg table compiled into a (source, type) -> actions lookup.
+
+Matching every event against every rule of `circuit.yaml` would cost a loop per
+event; compiling once gives one dict lookup, and only the rare rules with a
+status or attrs condition are checked further.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from circuitwatch.config import CircuitConfig, Match
+from circuitwatch.events import EVENT_TYPES, SOURCES
+
+OWE, CLOSE, CONTRADICT = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    role: int  # OWE | CLOSE | CONTRADICT
+    leg: int
+    status: str | None  # None | "cancelled" | "not_cancelled"
+    attrs: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Rules:
+    legs: tuple[str, ...]
+    sla: tuple[float, ...]
+    always_owed: int  # bitmask of legs owed for every cancellation
+    lateness: float
+    retention_closed: float
+    retention_broken: float
+    retention_inactive: float
+    cancelled_statuses: frozenset[str]
+    actions: dict[tuple[str, str], tuple[Action, ...]]
+
+    @classmethod
+    def compile(cls, config: CircuitConfig) -> Rules:
+        legs = tuple(config.legs)
+        table: dict[tuple[str, str], list[Action]] = {}
+
+        def add(role: int, leg: int, match: Match) -> None:
+            for source in (match.source,) if match.source else SOURCES:
+                for etype in (match.type,) if match.type else EVENT_TYPES:
+                    action = Action(role, leg, match.status, tuple(sorted(match.attrs.items())))
+                    table.setdefault((source, etype), []).append(action)
+
+        always = 0
+        for i, leg in enumerate(config.legs.values()):
+            if leg.owed_when == "always":
+                always |= 1 << i
+            else:
+                for m in leg.owed_when:
+                    add(OWE, i, m)
+            for m in leg.closed_by:
+                add(CLOSE, i, m)
+            for m in leg.contradicted_by:
+                add(CONTRADICT, i, m)
+        return cls(
+            legs=legs,
+            sla=tuple(leg.sla for leg in config.legs.values()),
+            always_owed=always,
+            lateness=config.allowed_lateness,
+            retention_closed=config.retention.closed,
+            retention_broken=config.retention.broken,
+            retention_inactive=config.retention.inactive,
+            cancelled_statuses=frozenset(s.strip().lower() for s in config.cancelled_statuses),
+            actions={k: tuple(v) for k, v in table.items()},
+        )
+
+    def leg_index(self, name: Any) -> int:
+        try:
+            return self.legs.index(name)
+        except ValueError:
+            return -1
+
+    def matches(self, action: Action, status: str | None, attrs: dict[str, Any]) -> bool:
+        if action.status is not None:
+            cancelled = status is not None and status.strip().lower() in self.cancelled_statuses
+            if status is None or cancelled != (action.status == "cancelled"):
+                return False
+        return all(str(attrs.get(k)) == v for k, v in action.attrs)
