@@ -8,6 +8,7 @@ validated here, never code. The contract's table ships as `default_circuit.yaml`
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -91,21 +92,21 @@ class CircuitConfig(_Strict):
                 raise ValueError(f"leg name {name!r} must be lower_snake_case (it becomes a label value)")
         return self
 
-    def is_cancelled_status(self, status: str | None) -> bool:
-        return status is not None and status.strip().lower() in self._cancelled
-
-    @property
-    def _cancelled(self) -> frozenset[str]:
-        return frozenset(s.lower() for s in self.cancelled_statuses)
-
 
 class ConfigError(ValueError):
     """A one-line, user-facing description of what is wrong in a config file."""
 
 
+_DEFAULT = "default_circuit.yaml"
+
+
+def _default_text() -> str:
+    return resources.files("circuitwatch").joinpath(_DEFAULT).read_text()
+
+
+@lru_cache(maxsize=1)
 def default_config() -> CircuitConfig:
-    text = resources.files("circuitwatch").joinpath("default_circuit.yaml").read_text()
-    return _parse(text, "default_circuit.yaml")
+    return _parse(_default_text(), _DEFAULT)
 
 
 def load_config(path: str | Path | None) -> CircuitConfig:
@@ -121,13 +122,17 @@ def load_config(path: str | Path | None) -> CircuitConfig:
 
 def _parse(text: str, name: str) -> CircuitConfig:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{name}:{mark.line + 1}" if mark else name
         raise ConfigError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name}: expected a mapping of settings, got {type(data).__name__}")
+    if "legs" not in data and name != _DEFAULT:
+        data["legs"] = yaml.safe_load(_default_text())["legs"]  # tune timing without restating the table
     try:
-        return CircuitConfig.model_validate(data or {})
+        return CircuitConfig.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "-"

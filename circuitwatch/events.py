@@ -2,7 +2,7 @@
 
 Events are msgspec Structs rather than pydantic models: decoding *and* validating
 a 262-byte event with msgspec costs about a quarter of pydantic's
-``model_validate_json`` (see ``bench/decode.py``), and the replay hot path cannot
+``model_validate_json`` (see ``bench/replay.py``), and the replay hot path cannot
 afford pydantic's 215k events/s ceiling. Configuration stays on pydantic.
 """
 

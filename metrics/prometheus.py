@@ -46,72 +46,119 @@ class TrackerCollector(Collector):
         s, legs, sources = self.stats, self.legs, self.sources
         stores = sorted(set(s.stores))  # copy: the tracker thread may add a store meanwhile
         yield _counter(
-            "events", "Canonical events accepted, by source and type.", ("source", "type"),
-            {(src, t): 0 for src in sources for t in EVENT_TYPES}, s.events,
+            "events",
+            "Canonical events accepted, by source and type.",
+            ("source", "type"),
+            {(src, t): 0 for src in sources for t in EVENT_TYPES},
+            s.events,
         )
         yield _counter(
-            "events_duplicate", "Events ignored because their event_id was already seen.", ("source",),
-            {(src,): 0 for src in sources}, _keyed(s.duplicates),
+            "events_duplicate",
+            "Events ignored because their event_id was already seen.",
+            ("source",),
+            {(src,): 0 for src in sources},
+            _keyed(s.duplicates),
         )
         yield _counter(
-            "events_rejected", "Input rejected to the dead letter, by source and reason.", ("source", "reason"),
-            {(src, r): 0 for src in (*sources, "unknown") for r in REJECT_REASONS}, s.rejected,
+            "events_rejected",
+            "Input rejected to the dead letter, by source and reason.",
+            ("source", "reason"),
+            {(src, r): 0 for src in (*sources, "unknown") for r in REJECT_REASONS},
+            s.rejected,
         )
         yield _counter(
-            "cancellations", "Circuits opened: first cancellation signal of an order.", ("store", "origin"),
-            {(st, o): 0 for st in stores for o in sources}, s.cancellations,
+            "cancellations",
+            "Circuits opened: first cancellation signal of an order.",
+            ("store", "origin"),
+            {(st, o): 0 for st in stores for o in sources},
+            s.cancellations,
         )
         yield _counter(
-            "leg_closures", "Legs acknowledged, on time or late.", ("leg", "timeliness"),
-            {(leg, t): 0 for leg in legs for t in TIMELINESS}, s.closures,
+            "leg_closures",
+            "Legs acknowledged, on time or late.",
+            ("leg", "timeliness"),
+            {(leg, t): 0 for leg in legs for t in TIMELINESS},
+            s.closures,
         )
         yield _counter(
-            "leg_breaches", "Legs still open at their deadline.", ("leg",), {(leg,): 0 for leg in legs}, _keyed(s.breaches)
+            "leg_breaches",
+            "Legs still open at their deadline.",
+            ("leg",),
+            {(leg,): 0 for leg in legs},
+            _keyed(s.breaches),
         )
         yield _counter(
-            "leg_contradictions", "Systems that acted as if a cancelled order were live.", ("leg", "kind"),
-            {(leg, k): 0 for leg in legs for k in CONTRADICTION_KINDS}, s.contradictions,
+            "leg_contradictions",
+            "Systems that acted as if a cancelled order were live.",
+            ("leg", "kind"),
+            {(leg, k): 0 for leg in legs for k in CONTRADICTION_KINDS},
+            s.contradictions,
         )
         yield _counter(
-            "manual_closures", "Legs closed by a manual_close workaround.", ("leg",),
-            {(leg,): 0 for leg in legs}, _keyed(s.manual_closures),
+            "manual_closures",
+            "Legs closed by a manual_close workaround.",
+            ("leg",),
+            {(leg,): 0 for leg in legs},
+            _keyed(s.manual_closures),
         )
         yield _counter(
-            "picks_after_cancel", "Pick events after the order was cancelled.", ("store",),
-            {(st,): 0 for st in stores}, _keyed(s.picks_after_cancel),
+            "picks_after_cancel",
+            "Pick events after the order was cancelled.",
+            ("store",),
+            {(st,): 0 for st in stores},
+            _keyed(s.picks_after_cancel),
         )
         yield _counter(
-            "pickup_attempts_after_cancel", "Pickups attempted on cancelled orders.", ("store",),
-            {(st,): 0 for st in stores}, _keyed(s.pickups_after_cancel),
+            "pickup_attempts_after_cancel",
+            "Pickups attempted on cancelled orders.",
+            ("store",),
+            {(st,): 0 for st in stores},
+            _keyed(s.pickups_after_cancel),
         )
         yield _counter(
-            "late_events", "Events that arrived behind the watermark (applied, record corrected).", ("source",),
-            {(src,): 0 for src in sources}, _keyed(s.late_events),
+            "late_events",
+            "Events that arrived behind the watermark (applied, record corrected).",
+            ("source",),
+            {(src,): 0 for src in sources},
+            _keyed(s.late_events),
         )
         yield _counter(
-            "outcomes_emitted", "Outcome records emitted (a correction is emitted again).", ("state",),
-            {(st,): 0 for st in STATES}, _keyed(s.outcomes_emitted),
+            "outcomes_emitted",
+            "Outcome records emitted (a correction is emitted again).",
+            ("state",),
+            {(st,): 0 for st in STATES},
+            _keyed(s.outcomes_emitted),
         )
         yield _gauge("open_circuits", "Circuits with an owed leg not yet closed.", (), {(): s.open_circuits})
         yield _gauge("tracked_orders", "Orders held in tracker state.", (), {(): s.tracked_orders})
         yield _gauge(
-            "unclosed_legs", "Legs past their deadline and still not closed (sync debt).", ("leg",),
+            "unclosed_legs",
+            "Legs past their deadline and still not closed (sync debt).",
+            ("leg",),
             {(leg,): s.unclosed_legs.get(leg, 0) for leg in legs},
         )
         yield _gauge(
-            "phantom_units", "Reserved units of cancelled orders past the inventory deadline.", ("store",),
+            "phantom_units",
+            "Reserved units of cancelled orders past the inventory deadline.",
+            ("store",),
             {(st,): s.phantom_units.get(st, 0) for st in stores},
         )
         yield _gauge(
-            "reserved_units", "Units currently reserved, by store.", ("store",),
+            "reserved_units",
+            "Units currently reserved, by store.",
+            ("store",),
             {(st,): s.reserved_units.get(st, 0) for st in stores},
         )
         yield _gauge(
-            "watermark_timestamp_seconds", "Event-time watermark: newest event time minus allowed lateness.", (),
+            "watermark_timestamp_seconds",
+            "Event-time watermark: newest event time minus allowed lateness.",
+            (),
             {(): max(s.watermark, 0.0)},
         )
         yield _gauge(
-            "last_event_timestamp_seconds", "Event time of the newest event, by source.", ("source",),
+            "last_event_timestamp_seconds",
+            "Event time of the newest event, by source.",
+            ("source",),
             {(src,): ts for src, ts in dict(s.last_event).items()},
         )
         latency = HistogramMetricFamily(
@@ -188,4 +235,3 @@ class MetricsServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

@@ -10,11 +10,16 @@ event is the classic Faust mistake). About 600 bytes an order; see bench/.
 from __future__ import annotations
 
 from array import array
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 
+from circuitwatch.events import EVENT_TYPES
+
 INF = float("inf")
+MAX_ACTS = 64
+_TYPE_INDEX = {t: i for i, t in enumerate(EVENT_TYPES)}
 
 # Leg codes: the tracker's view of one leg at one moment.
 NOT_OWED, OPEN, CLOSED, LATE, BREACHED, CONTRA_OPEN, CONTRA_DUE = range(7)
@@ -26,34 +31,32 @@ LEG_OUTCOME = {
     CONTRA_OPEN: "contradicted",
     CONTRA_DUE: "contradicted",
 }
-PENDING = frozenset({OPEN, CONTRA_OPEN})  # may still change as time passes
 UNCLOSED_DUE = frozenset({BREACHED, CONTRA_DUE})  # past deadline, still open
-NOT_CLOSED = frozenset({OPEN, BREACHED, CONTRA_OPEN, CONTRA_DUE})
 
 
 class OrderState:
     """One order's facts plus what has been reported for it (metrics, outcome)."""
 
     __slots__ = (
-        "store",  # store id of the earliest event that named one
-        "store_ts",
-        "seen",  # array('Q') of 64-bit (source, event_id) hashes
-        "owed",  # bitmask of legs owed (set by owed_when events)
-        "closes",  # array('d'): [earliest ack per leg..., earliest manual close per leg...]
-        "contra",  # list of (ts, contradicted-legs bitmask, kind): picks, pickups, contradictions
         "cancel_at",  # earliest cancellation signal (INF: not cancelled)
-        "origin",
-        "units",  # reserved units (reservation_created lines)
-        "released_at",  # earliest reservation_released
-        "pickup_at",  # earliest picked_up
-        "last_ts",  # newest event time (inactivity TTL)
-        "wake_at",  # when the tracker must look at this order again
+        "closes",  # array('d'): [earliest ack per leg..., earliest manual close per leg...]
         # what has been reported, so that changes become metric deltas
         "codes",  # bytes: leg codes last reported
-        "rep_store",
+        "contra",  # array('d') of (ts, legs-bitmask * 16 + type index) pairs: picks, pickups, contradictions
+        "emitted_key",  # summary of the last emitted outcome (None: never emitted)
+        "last_ts",  # newest event time (inactivity TTL)
+        "origin",
+        "owed",  # bitmask of legs owed (set by owed_when events)
+        "pickup_at",  # earliest picked_up
+        "released_at",  # earliest reservation_released
         "rep_held",
         "rep_phantom",
-        "emitted_key",  # summary of the last emitted outcome (None: never emitted)
+        "rep_store",
+        "seen",  # array('Q') of 64-bit (source, event_id) hashes
+        "store",  # store id of the earliest event that named one
+        "store_ts",
+        "units",  # reserved units (reservation_created lines)
+        "wake_at",  # when the tracker must look at this order again
     )
 
     def __init__(self) -> None:
@@ -62,7 +65,7 @@ class OrderState:
         self.seen = array("Q")
         self.owed = 0
         self.closes: array[float] | None = None
-        self.contra: list[tuple[float, int, str]] | None = None
+        self.contra: array[float] | None = None
         self.cancel_at = INF
         self.origin: str | None = None
         self.units = 0
@@ -75,6 +78,23 @@ class OrderState:
         self.rep_held = 0
         self.rep_phantom = 0
         self.emitted_key: tuple[Any, ...] | None = None
+
+    def add_act(self, ts: float, legs: int, kind: str) -> bool:
+        """Remember a pick, pickup or contradicting event; False once the bound is hit."""
+        if self.contra is None:
+            self.contra = array("d")
+        if len(self.contra) >= 2 * MAX_ACTS:  # a runaway source cannot grow state
+            return False
+        self.contra.extend((ts, legs * 16 + _TYPE_INDEX[kind]))
+        return True
+
+    def acts(self) -> Iterator[tuple[float, int, str]]:
+        """(ts, contradicted legs bitmask, event type) of each remembered act."""
+        if self.contra is not None:
+            it = iter(self.contra)
+            for ts, code in zip(it, it, strict=True):
+                legs, kind = divmod(int(code), 16)
+                yield ts, legs, EVENT_TYPES[kind]
 
     @property
     def cancelled(self) -> bool:
@@ -93,7 +113,7 @@ class OrderState:
             self.seen.tobytes(),
             self.owed,
             self.closes.tobytes() if self.closes is not None else None,
-            self.contra,
+            self.contra.tobytes() if self.contra is not None else None,
             self.cancel_at,
             self.origin,
             self.units,
@@ -133,7 +153,7 @@ class OrderState:
         ) = data
         st.seen = array("Q", seen)
         st.closes = array("d", closes) if closes is not None else None
-        st.contra = [tuple(c) for c in contra] if contra else None  # type: ignore[misc]
+        st.contra = array("d", contra) if contra is not None else None
         st.emitted_key = _tuplify(key) if key is not None else None
         return st
 

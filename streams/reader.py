@@ -10,7 +10,7 @@ import gzip
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import IO
+from typing import IO, cast
 
 import msgspec
 
@@ -23,7 +23,7 @@ def open_input(path: str) -> Iterator[IO[bytes]]:
         yield sys.stdin.buffer
     elif path.endswith(".gz"):
         with gzip.open(path, "rb") as fh:
-            yield fh
+            yield cast(IO[bytes], fh)
     else:
         with open(path, "rb") as fh:
             yield fh

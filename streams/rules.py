@@ -14,6 +14,7 @@ from circuitwatch.config import CircuitConfig, Match
 from circuitwatch.events import EVENT_TYPES, SOURCES
 
 OWE, CLOSE, CONTRADICT = 0, 1, 2
+COUNTED_KINDS = frozenset({"picked", "picked_up"})  # remembered even when no leg is contradicted
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,30 @@ class Action:
     leg: int
     status: str | None  # None | "cancelled" | "not_cancelled"
     attrs: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Everything one (source, type) does, split so the common case is a few int ops."""
+
+    owe: int  # legs owed, bitmask
+    close: tuple[int, ...]  # legs closed
+    contradict: int  # legs contradicted (after the cancel), bitmask
+    conditional: tuple[Action, ...]  # actions that also need a status or attrs check
+    remember: bool  # may be a pick, pickup or contradiction: kept as an act
+
+    @classmethod
+    def of(cls, etype: str, actions: list[Action]) -> Plan:
+        plain = [a for a in actions if a.status is None and not a.attrs]
+        conditional = tuple(a for a in actions if a.status is not None or a.attrs)
+        contradict = sum({1 << a.leg for a in plain if a.role == CONTRADICT})
+        return cls(
+            owe=sum({1 << a.leg for a in plain if a.role == OWE}),
+            close=tuple(sorted({a.leg for a in plain if a.role == CLOSE})),
+            contradict=contradict,
+            conditional=conditional,
+            remember=bool(contradict) or etype in COUNTED_KINDS or any(a.role == CONTRADICT for a in conditional),
+        )
 
 
 @dataclass(frozen=True)
@@ -34,7 +59,7 @@ class Rules:
     retention_broken: float
     retention_inactive: float
     cancelled_statuses: frozenset[str]
-    actions: dict[tuple[str, str], tuple[Action, ...]]
+    plans: dict[str, dict[str, Plan]]  # source -> type -> plan, for every source and type
 
     @classmethod
     def compile(cls, config: CircuitConfig) -> Rules:
@@ -67,7 +92,7 @@ class Rules:
             retention_broken=config.retention.broken,
             retention_inactive=config.retention.inactive,
             cancelled_statuses=frozenset(s.strip().lower() for s in config.cancelled_statuses),
-            actions={k: tuple(v) for k, v in table.items()},
+            plans={s: {t: Plan.of(t, table.get((s, t), [])) for t in EVENT_TYPES} for s in SOURCES},
         )
 
     def leg_index(self, name: Any) -> int:
@@ -75,10 +100,3 @@ class Rules:
             return self.legs.index(name)
         except ValueError:
             return -1
-
-    def matches(self, action: Action, status: str | None, attrs: dict[str, Any]) -> bool:
-        if action.status is not None:
-            cancelled = status is not None and status.strip().lower() in self.cancelled_statuses
-            if status is None or cancelled != (action.status == "cancelled"):
-                return False
-        return all(str(attrs.get(k)) == v for k, v in action.attrs)

@@ -122,7 +122,7 @@ class _Day:
             latest = min(pickup - timedelta(minutes=1), self.start + timedelta(hours=13, minutes=30))
             earliest = t0 + timedelta(minutes=1)
             if latest > earliest:
-                cancel_at = earliest + (latest - earliest) * rng.random()
+                cancel_at = (earliest + (latest - earliest) * rng.random()).replace(microsecond=0)
         for source, etype, at, kw in flow:
             if cancel_at is None or at < cancel_at:
                 self.emit(oid, store, source, etype, at, **kw)
