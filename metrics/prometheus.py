@@ -32,6 +32,10 @@ REJECT_REASONS = (
     "unknown_value",
     "naive_timestamp",
     "bad_timestamp",
+    "renamed_field",  # payload drift seen by the source adapters
+    "unknown_topic",
+    "unresolved_order",
+    "too_large",
 )
 STATES = ("closed", "closed_late", "broken", "open")
 

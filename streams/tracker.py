@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 from zlib import adler32, crc32
 
@@ -400,18 +400,22 @@ class CircuitTracker:
             self._evict(oid, st, "retention")
 
     def _evict(self, oid: str, st: OrderState, why: str) -> None:
+        self._gauges(st, -1)
+        self.stats.evicted[why] += 1
+        del self.orders[oid]
+
+    def _gauges(self, st: OrderState, sign: int) -> None:
+        """Add (1) or remove (-1) everything an order contributes to the gauges."""
         stats = self.stats
         store = st.rep_store or NO_STORE
-        stats.reserved_units[store] -= st.rep_held
-        stats.phantom_units[store] -= st.rep_phantom
+        stats.tracked_orders += sign
+        stats.reserved_units[store] += sign * st.rep_held
+        stats.phantom_units[store] += sign * st.rep_phantom
         if st.codes:
-            stats.open_circuits -= _is_open(st.codes)
+            stats.open_circuits += sign * _is_open(st.codes)
             for i, c in enumerate(st.codes):
                 if c in UNCLOSED_DUE:
-                    stats.unclosed_legs[self.rules.legs[i]] -= 1
-        stats.tracked_orders -= 1
-        stats.evicted[why] += 1
-        del self.orders[oid]
+                    stats.unclosed_legs[self.rules.legs[i]] += sign
 
     # -- state -------------------------------------------------------------
 
@@ -437,23 +441,10 @@ class CircuitTracker:
 
     def load_orders(self, items: Iterable[tuple[str, OrderState]]) -> None:
         """Adopt order states (a snapshot, or a Faust table after recovery)."""
-        stats = self.stats
         for oid, st in items:
             if oid in self.orders:
                 continue
             self.orders[oid] = st
-            stats.tracked_orders += 1
-            store = st.rep_store or NO_STORE
-            stats.reserved_units[store] += st.rep_held
-            stats.phantom_units[store] += st.rep_phantom
-            if st.codes:
-                stats.open_circuits += _is_open(st.codes)
-                for i, c in enumerate(st.codes):
-                    if c in UNCLOSED_DUE:
-                        stats.unclosed_legs[self.rules.legs[i]] += 1
+            self._gauges(st, 1)
             if st.wake_at != INF:
                 heapq.heappush(self._wakes, (st.wake_at, oid))
-
-    def run(self, events: Iterable[Event]) -> Iterator[Outcome]:
-        for ev in events:
-            yield from self.on_event(ev)

@@ -98,3 +98,13 @@ def test_demo_writes_outcomes_metrics_and_a_report_that_agree(tmp_path: Path) ->
     assert f"{broken} broken" in (out / "report.md").read_text()
     assert "circuitwatch_leg_breaches_total" in (out / "metrics.prom").read_text()
     assert "http://127.0.0.1:" in res.stderr.decode()
+    # this week's KPI export agrees with the outcome records
+    import pandas as pd
+
+    (xlsx,) = (out / "kpi").glob("kpi-*.xlsx")
+    summary = pd.read_excel(xlsx, sheet_name="summary").set_index("store_id")
+    assert summary.loc["ALL", "cancellations"] == len(outcomes)
+    assert summary.loc["ALL", "broken"] == broken
+    assert summary.loc["ALL", "closed_on_time"] == sum(o["state"] == "closed" for o in outcomes)
+    (html,) = (out / "kpi").glob("kpi-*.html")
+    assert html.read_text().count("data:image/png;base64,") >= 4

@@ -24,6 +24,8 @@ from circuitwatch.streams.replay import ReplayResult, replay_files, run_events, 
 from circuitwatch.streams.simulate import SimConfig, Simulation, simulate
 from circuitwatch.streams.tracker import CircuitTracker
 
+DEFAULT_STORE = "circuitwatch-outcomes.db"
+
 config_option = click.option(
     "--config",
     "config_path",
@@ -169,6 +171,14 @@ def simulate_cmd(config_path: str | None, truth: str | None, **kw: Any) -> None:
     show_default=True,
     help="Where rejected lines are kept (created on the first reject).",
 )
+@click.option(
+    "--store",
+    default=DEFAULT_STORE,
+    show_default=True,
+    metavar="URL|PATH",
+    help="Outcome store the records are upserted into (SQLite file or SQLAlchemy URL), read by `kpi`.",
+)
+@click.option("--no-store", is_flag=True, help="Do not write the outcome store.")
 @config_option
 @click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
 def replay(
@@ -176,6 +186,8 @@ def replay(
     outcomes: str | None,
     metrics_out: str | None,
     dead_letter: str,
+    store: str,
+    no_store: bool,
     config_path: str | None,
     quiet: bool,
 ) -> None:
@@ -200,6 +212,8 @@ def replay(
                 write_outcomes(result.ordered(), outcomes)
         if metrics_out:
             write_exposition(build_registry(tracker.stats, tracker.rules.legs), metrics_out)
+        if not no_store:
+            _upsert(store, result)
     if not quiet:
         states = ", ".join(f"{n} {s}" for s, n in sorted(result.states().items()))
         click.echo(f"{result.events} events, {len(result.outcomes)} circuits ({states or 'none'})", err=True)
@@ -255,6 +269,7 @@ def demo(
             result = run_events(tracker, iter(sim.events), progress=lambda n: bar.advance(task, n))
         write_outcomes(result.ordered(), out / "outcomes.jsonl")
         write_exposition(registry, out / "metrics.prom")
+        _upsert(out / "outcomes.db", result)
         summary = Summary.of(result.outcomes.values())
         legs = summary.leg_rows(tracker.rules.legs)
         stores = summary.store_rows()
@@ -265,12 +280,42 @@ def demo(
             f"{len(sim.events)} events, {len(result.outcomes)} cancellations: "
             + ", ".join(f"{n} {s}" for s, n in sorted(summary.states.items()))
         )
-        console.print(f"wrote {out}/outcomes.jsonl, metrics.prom, report.md, events.jsonl, truth.jsonl")
+        kpi = _kpi_export(result, out / "kpi", config, console)
+        console.print(f"wrote {out}/: outcomes.jsonl, outcomes.db, metrics.prom, report.md, events.jsonl, truth.jsonl")
+        if kpi is not None:
+            console.print(f"weekly KPI export: {kpi}")
         if serve:
             console.print(f"serving {server.url} until Ctrl-C")
             _wait_forever()
     finally:
         server.close()
+
+
+def _upsert(target: str | Path, result: ReplayResult) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from circuitwatch.streams.outcome_store import OutcomeStore, safe_url
+
+    try:
+        OutcomeStore(target).upsert(result.ordered())
+    except SQLAlchemyError as e:
+        raise CliError(f"{safe_url(target)}: cannot write the outcome store: {type(e).__name__}") from None
+
+
+def _kpi_export(result: ReplayResult, out: Path, config: CircuitConfig, console: Console) -> Path | None:
+    """This week's KPI export, as the ops review would get it (needs the `kpi` extra)."""
+    try:
+        from circuitwatch.metrics.kpi import KpiError, export_week
+    except ModuleNotFoundError as e:
+        console.print(f"[yellow]no KPI export: {e.name} is not installed (pip install 'circuitwatch[kpi]')[/yellow]")
+        return None
+    try:
+        report = export_week(result.ordered(), None, out, config=config)
+    except KpiError as e:
+        console.print(f"[yellow]no KPI export: {e}[/yellow]")
+        return None
+    console.print(report.headline())
+    return report.html
 
 
 def simulate_day(sim_cfg: SimConfig, config: CircuitConfig, console: Console) -> Simulation:
