@@ -1,0 +1,1 @@
+"""Reusable integration-test harnesses (real binaries on loopback ports)."""
