@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
-# Run a command with the services the integration tests need (a local Kafka broker), stopping them after.
+# Run a command with the services the integration tests need: a local Apache Kafka broker
+# (scripts/kafka.sh), stopped again afterwards. Prometheus and Alertmanager are started by
+# the tests themselves, on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -x scripts/kafka.sh ]; then
-  scripts/kafka.sh up
-  trap 'scripts/kafka.sh down' EXIT
-  CIRCUITWATCH_BROKER=$(scripts/kafka.sh url)
-  export CIRCUITWATCH_BROKER
-fi
+CIRCUITWATCH_BROKER=$(scripts/kafka.sh up)
+export CIRCUITWATCH_BROKER
+trap 'scripts/kafka.sh down' EXIT
 "$@"

@@ -266,7 +266,8 @@ class CircuitTracker:
         phantom_now, phantom = self._phantom(st, codes)
         self._report_units(st, phantom_now)
         state = self._state(codes)
-        key = (codes.translate(_VISIBLE), st.cancel_at, st.origin, st.store, phantom, *self._counts(st))
+        closes = st.closes.tobytes() if st.closes is not None else b""  # an earlier ack moves closed_at
+        key = (codes.translate(_VISIBLE), closes, st.cancel_at, st.origin, st.store, phantom, *self._counts(st))
         if key != st.emitted_key and (state != "open" or st.emitted_key is not None):
             st.emitted_key = key
             self.stats.outcomes_emitted[state] += 1

@@ -95,3 +95,22 @@ def test_order_state_round_trips_through_bytes() -> None:
     for oid, st in t.orders.items():
         again = OrderState.from_bytes(st.to_bytes())
         assert again.to_builtins() == st.to_builtins(), oid
+
+
+def test_an_earlier_ack_arriving_after_a_later_one_re_emits_the_corrected_closed_at() -> None:
+    t = CircuitTracker()
+    feed(
+        t,
+        [
+            *PLACED,
+            CANCEL,
+            ev("oms", "cancelled", "14:01:10"),
+            ev("notify", "customer_notified", "14:02", attrs={"kind": "cancellation"}),
+        ],
+    )
+    first = feed(t, [ev("inventory", "reservation_released", "14:05"), tick("14:30")])
+    assert first[-1].legs["inventory"].closed_at == "2026-11-27T14:05:00Z"
+    again = feed(t, [ev("inventory", "reservation_released", "14:03")])  # a second, earlier release arrives late
+    assert again, "the corrected record must be emitted again"
+    assert again[-1].legs["inventory"].closed_at == "2026-11-27T14:03:00Z"
+    assert again[-1].legs["inventory"].latency_s == 120.0
