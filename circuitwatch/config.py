@@ -74,7 +74,11 @@ class Leg(_Strict):
 
 
 class Retention(_Strict):
-    closed: Duration = 3600.0
+    """How long state is kept. Eviction is the tracker's only dependence on arrival
+    order (a straggler after it starts afresh), so `closed` must exceed the arrival
+    skew of a backfill; closed circuits are few, so days cost little memory."""
+
+    closed: Duration = 2 * 86400.0
     broken: Duration = 7 * 86400.0
     inactive: Duration = 7 * 86400.0
 

@@ -62,13 +62,15 @@ def test_finished_circuits_are_evicted_after_retention_and_idle_orders_after_ttl
         ],
     )
     assert {"BO-1", "IDLE"} <= set(t.orders)
-    feed(t, [tick("15:20")])  # closed at 14:16 deadline + 1h retention
+    day = 86400
+    # the watermark is the clock minus 2m lateness; BO-1 closed at its last deadline, 14:16
+    t.advance_clock(at("14:17").timestamp() + 2 * day)
+    assert "BO-1" in t.orders  # within the 2d retention
+    t.advance_clock(at("14:19").timestamp() + 2 * day)
     assert "BO-1" not in t.orders
-    assert "IDLE" in t.orders
-    feed(
-        t, [tick("23:59"), ev("oms", "order_placed", "23:59", order="X"), ev("oms", "order_placed", "23:59", order="Y")]
-    )
-    t.advance_clock(at("23:59").timestamp() + 8 * 86400)
+    t.advance_clock(at("14:06").timestamp() + 7 * day)
+    assert "IDLE" in t.orders  # its last event was at 14:05: within the 7d inactivity TTL
+    t.advance_clock(at("14:08").timestamp() + 7 * day)
     assert "IDLE" not in t.orders
     assert t.stats.evicted["retention"] >= 1
     assert t.stats.evicted["inactive"] >= 1

@@ -15,9 +15,16 @@ import click
 from circuitwatch import __version__
 
 COMMANDS: dict[str, str] = {
-    "simulate": "circuitwatch.cli.core:simulate",
+    "simulate": "circuitwatch.cli.core:simulate_cmd",
     "replay": "circuitwatch.cli.core:replay",
     "demo": "circuitwatch.cli.core:demo",
+    "alerts": "circuitwatch.cli.alerts:alerts",
+    "map": "circuitwatch.cli.sources:map_cmd",
+    "ingest": "circuitwatch.cli.sources:ingest_cmd",
+    "kpi": "circuitwatch.cli.kpi:kpi",
+    "dashboards": "circuitwatch.cli.dashboards:dashboards",
+    "worker": "circuitwatch.cli.worker:worker",
+    "produce": "circuitwatch.cli.worker:produce",
 }
 
 

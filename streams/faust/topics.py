@@ -1,0 +1,54 @@
+"""Declare the worker's topics with the partition count the join needs.
+
+A topic auto-created by the broker gets the broker's default partition count;
+`bopis.events` and the table changelog must have the same count or state and
+events land in different partitions. So the topics are created explicitly, and
+an existing `bopis.events` with a different count is an error, not a surprise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from circuitwatch.streams.faust.settings import SettingsError, WorkerSettings
+
+
+async def ensure_topics(settings: WorkerSettings, *, timeout_ms: int = 30000) -> dict[str, int]:
+    """Create missing topics; returns {topic: partitions}."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=timeout_ms)
+    await admin.start()
+    try:
+        wanted = settings.all_topics()
+        existing = await _partition_counts(admin, wanted)
+        missing = [t for t in wanted if t not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
+                await admin.create_topics(
+                    [NewTopic(t, settings.partitions, settings.replication) for t in missing],
+                    timeout_ms=timeout_ms,
+                )
+            existing = await _partition_counts(admin, wanted)
+        have = existing.get(settings.events)
+        if have is not None and have != settings.partitions:
+            raise SettingsError(
+                f"topic {settings.events} has {have} partitions but partitions={settings.partitions}; "
+                "set CIRCUITWATCH_PARTITIONS to match (the table must be co-partitioned with it)"
+            )
+        return existing
+    finally:
+        await admin.close()
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, int]:
+    present = set(await admin.list_topics())  # describe alone would auto-create a missing topic
+    asked = [t for t in topics if t in present]
+    out: dict[str, int] = {}
+    if not asked:
+        return out
+    for desc in await admin.describe_topics(asked):
+        if desc.get("error_code", 0) == 0 and desc.get("partitions"):
+            out[desc["topic"]] = len(desc["partitions"])
+    return out
