@@ -45,8 +45,9 @@ fetch() {
     say "fetching org.apache.kafka:kafka_2.13:$VERSION from Maven Central"
     rm -rf "$LIBS"
     mkdir -p "$LIBS" "$M2"
-    mvn -q -B -f "$POM" -Dmaven.repo.local="$M2" -Dkafka.version="$VERSION" \
-        dependency:copy-dependencies -DoutputDirectory="$LIBS"
+    # stdout carries only the broker URL (`up` is used as $(scripts/kafka.sh up)): Maven talks to stderr
+    mvn -q -B -Dstyle.color=never -f "$POM" -Dmaven.repo.local="$M2" -Dkafka.version="$VERSION" \
+        dependency:copy-dependencies -DoutputDirectory="$LIBS" >&2
     [ -f "$LIBS/kafka_2.13-$VERSION.jar" ] || { say "Maven did not deliver kafka_2.13-$VERSION.jar"; exit 1; }
 }
 

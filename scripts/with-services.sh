@@ -4,7 +4,8 @@
 # the tests themselves, on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CIRCUITWATCH_BROKER=$(scripts/kafka.sh up)
-export CIRCUITWATCH_BROKER
 trap 'scripts/kafka.sh down' EXIT
+CIRCUITWATCH_BROKER=$(scripts/kafka.sh up | grep -o 'kafka://[0-9.]*:[0-9]*' | tail -n 1)
+[ -n "$CIRCUITWATCH_BROKER" ] || { echo "error: the Kafka broker did not start" >&2; exit 1; }
+export CIRCUITWATCH_BROKER
 "$@"
