@@ -222,6 +222,7 @@ class MetricsServer:
 
     def __init__(self, registry: CollectorRegistry, host: str = "127.0.0.1", port: int = 9464) -> None:
         self._server, self._thread = start_http_server(port, addr=host, registry=registry)
+        self.registry = registry
         self.host = host
         self.port: int = self._server.server_port
 

@@ -8,6 +8,9 @@ against `circuitwatch replay` of the very same file: one logic, two runtimes.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import os
 import re
 import signal
@@ -15,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -70,12 +74,12 @@ def stack(broker: str, tmp_path: Path) -> Iterator[Stack]:
 
 
 class Worker:
-    def __init__(self, stack: Stack, name: str) -> None:
+    def __init__(self, stack: Stack, name: str, **extra_env: str) -> None:
         self.log = stack.tmp / f"{name}.log"
         self._fh = self.log.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "circuitwatch", "worker"],
-            env=stack.env(name),
+            env={**stack.env(name), **extra_env},
             stdout=self._fh,
             stderr=subprocess.STDOUT,
             cwd=stack.tmp,
@@ -162,8 +166,8 @@ class Stack:
         )
         return env
 
-    def worker(self, name: str) -> Worker:
-        w = Worker(self, name)
+    def worker(self, name: str, **extra_env: str) -> Worker:
+        w = Worker(self, name, **extra_env)
         self.workers.append(w)
         return w
 
@@ -389,3 +393,46 @@ def test_kill_9_mid_stream_then_restart_loses_and_doubles_nothing(stack: Stack) 
     closures = sum(v for k, v in m.items() if k.startswith("circuitwatch_leg_closures_total{"))
     legs_closed = sum(1 for o in expected.values() for leg in o.legs.values() if leg.outcome in ("closed", "late"))
     assert closures <= legs_closed
+
+
+def test_shopify_webhooks_served_by_the_worker_reach_the_tracker(stack: Stack) -> None:
+    """The worker's own listener: a forged post is refused, a signed one becomes a tracked event."""
+    from tests.harness.prometheus import free_port
+
+    port, secret = free_port(), "hooks-" + stack.id
+    w = stack.worker("hooks", CIRCUITWATCH_WEBHOOKS_PORT=str(port), SHOPIFY_WEBHOOK_SECRET=secret)
+    body = (ROOT / "tests" / "fixtures" / "shopify" / "orders__cancelled.json").read_bytes()
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": "orders/cancelled",
+        "X-Shopify-Event-Id": "evt-" + stack.id,
+        "X-Shopify-Triggered-At": "2026-11-27T14:00:00Z",
+    }
+
+    def post(signature: str) -> int:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/webhooks/shopify",
+            data=body,
+            headers={**headers, "X-Shopify-Hmac-Sha256": signature},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    def listening() -> bool:
+        w.check_alive()
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_until(listening, f"the worker's webhook listener on port {port}", 120)
+    assert post(base64.b64encode(b"forged" * 6).decode()) == 401
+    assert post(base64.b64encode(digest).decode()) == 200
+
+    def tracked() -> float:
+        metrics = w.metrics(time.monotonic() + 30)
+        return sum(v for k, v in metrics.items() if k.startswith('circuitwatch_events_total{source="storefront"'))
+
+    assert wait_until(tracked, "the webhook's event to reach the tracker", 120) == 1

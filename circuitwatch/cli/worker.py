@@ -54,6 +54,13 @@ def _kafka_available() -> None:
     " (env CIRCUITWATCH_CLOCK)",
 )
 @click.option("--store", help="table store: memory:// (default) or rocksdb:// (env CIRCUITWATCH_STORE)")
+@click.option(
+    "--webhooks-port",
+    type=int,
+    help="also serve POST /webhooks/shopify and /ingest/<mapping> on this port, 0 = any free"
+    " (env CIRCUITWATCH_WEBHOOKS_PORT; host: CIRCUITWATCH_WEBHOOKS_HOST, default 127.0.0.1;"
+    " secret: SHOPIFY_WEBHOOK_SECRET or SHOPIFY_WEBHOOK_SECRET_FILE)",
+)
 @click.option("--config", "config", type=click.Path(dir_okay=False), help="circuit.yaml (env CIRCUITWATCH_CONFIG)")
 @click.option("-l", "--loglevel", help="debug, info, warning (default), error (env CIRCUITWATCH_LOGLEVEL)")
 def worker(
@@ -64,6 +71,7 @@ def worker(
     metrics_port: int | None,
     clock: str | None,
     store: str | None,
+    webhooks_port: int | None,
     config: str | None,
     loglevel: str | None,
 ) -> None:
@@ -81,6 +89,7 @@ def worker(
         metrics_port=metrics_port,
         clock=clock,
         store=store,
+        webhooks_port=webhooks_port,
         config=config,
         loglevel=loglevel,
     )
@@ -88,12 +97,25 @@ def worker(
 
     with user_errors():
         load_config(settings.config)  # a bad circuit.yaml is a one-line error, before any connection
+    if settings.webhooks_port is not None:
+        _check_webhook_secret()
     from circuitwatch.streams.faust.run import run_worker
 
     try:
         run_worker(settings)
     except OSError as e:
         raise CliError(f"worker: {e.strerror or e}", exit_code=1) from None
+
+
+def _check_webhook_secret() -> None:
+    from circuitwatch.streams.sources.signature import SecretError, load_secret
+
+    try:
+        secret = load_secret()
+    except SecretError as e:
+        raise CliError(str(e)) from None
+    if secret is None:
+        click.echo("warning: no SHOPIFY_WEBHOOK_SECRET(_FILE): /webhooks/shopify refuses every request", err=True)
 
 
 @click.command()

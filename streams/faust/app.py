@@ -57,6 +57,7 @@ class Runtime:
     orders: TouchedOrders = field(init=False)
     stale: bool = True  # the table was (re)assigned: rebuild before the next batch
     metrics: MetricsServer | None = None
+    webhooks: Any = None  # the aiohttp runner of streams/faust/webhooks.py, when enabled
     rebuilds: int = 0
 
     def __post_init__(self) -> None:
@@ -214,6 +215,15 @@ def build_app(settings: WorkerSettings) -> tuple[faust.App, Runtime]:
         async for values in stream.take(settings.batch, settings.batch_within):  # type: ignore[attr-defined]
             async with rt.lock:
                 await rt.apply(values)
+
+    if settings.webhooks_port is not None:
+
+        @app.task  # type: ignore[untyped-decorator]
+        async def webhooks() -> None:
+            from circuitwatch.streams.faust.webhooks import start_webhooks
+
+            rt.webhooks = await start_webhooks(rt)
+            log.info("webhooks on http://%s:%d", settings.webhooks_host, settings.webhooks_port)
 
     if settings.clock == "wall":  # event-time runs need no clock (and a Faust timer costs here)
 

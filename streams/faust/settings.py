@@ -34,6 +34,8 @@ class WorkerSettings:
     store: str = "memory://"  # or rocksdb:// (needs rocksdict)
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
+    webhooks_host: str = "127.0.0.1"
+    webhooks_port: int | None = None  # serve POST /webhooks/shopify and /ingest/<mapping> from the worker
     clock: Clock = "wall"  # wall: silent legs breach in real time; event: event time only (backfills)
     tick: float = 1.0  # seconds between live-clock advances
     batch: int = 1000  # events per tracker batch (one table write per order per batch)
@@ -85,6 +87,8 @@ _ENV: dict[str, tuple[str, type]] = {
     "CIRCUITWATCH_STORE": ("store", str),
     "CIRCUITWATCH_METRICS_HOST": ("metrics_host", str),
     "CIRCUITWATCH_METRICS_PORT": ("metrics_port", int),
+    "CIRCUITWATCH_WEBHOOKS_HOST": ("webhooks_host", str),
+    "CIRCUITWATCH_WEBHOOKS_PORT": ("webhooks_port", int),
     "CIRCUITWATCH_CLOCK": ("clock", str),
     "CIRCUITWATCH_TICK": ("tick", float),
     "CIRCUITWATCH_BATCH": ("batch", int),
