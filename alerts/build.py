@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from circuitwatch.config import ConfigError
+from circuitwatch.config import ConfigError, parse_yaml, validate_model
 
 HERE = Path(__file__).resolve().parent
 THRESHOLDS = HERE / "thresholds.yaml"
@@ -121,20 +121,7 @@ class Overrides:
 
 def load_thresholds(path: str | Path | None = None) -> Thresholds:
     path = Path(path) if path is not None else THRESHOLDS
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise ConfigError(f"{path}: {where}not valid YAML: {getattr(e, 'problem', None) or e}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings")
-    try:
-        return Thresholds.model_validate(raw)
-    except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"{path}: {where}: {err['msg']}") from None
+    return validate_model(Thresholds, parse_yaml(path.read_text(), str(path)), str(path))
 
 
 def _fmt(value: float) -> str:

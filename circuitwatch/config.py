@@ -11,13 +11,14 @@ import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from circuitwatch.events import EVENT_TYPES, SOURCES
 
+M = TypeVar("M", bound=BaseModel)
 _DURATION = re.compile(r"^\s*(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h|d|w)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
@@ -124,20 +125,31 @@ def load_config(path: str | Path | None) -> CircuitConfig:
     return _parse(text, str(p))
 
 
-def _parse(text: str, name: str) -> CircuitConfig:
+def parse_yaml(text: str, name: str) -> dict[str, Any]:
+    """A YAML document that must be a mapping; errors are one line naming the file and line."""
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{name}:{mark.line + 1}" if mark else name
-        raise ConfigError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
+        raise ConfigError(f"{where}: not valid YAML: {getattr(e, 'problem', None) or e}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{name}: expected a mapping of settings, got {type(data).__name__}")
-    if "legs" not in data and name != _DEFAULT:
-        data["legs"] = yaml.safe_load(_default_text())["legs"]  # tune timing without restating the table
+    return data
+
+
+def validate_model(model: type[M], data: Any, name: str) -> M:
+    """`model.model_validate(data)`, its first error as one line: `FILE: field.path: message`."""
     try:
-        return CircuitConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "-"
         raise ConfigError(f"{name}: {field}: {err['msg']}") from None
+
+
+def _parse(text: str, name: str) -> CircuitConfig:
+    data = parse_yaml(text, name)
+    if "legs" not in data and name != _DEFAULT:
+        data["legs"] = parse_yaml(_default_text(), _DEFAULT)["legs"]  # tune timing without restating the table
+    return validate_model(CircuitConfig, data, name)

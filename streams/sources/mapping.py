@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from circuitwatch.config import ConfigError
+from circuitwatch.config import ConfigError, parse_yaml, validate_model
 from circuitwatch.events import Event, EventType, Source
 from circuitwatch.streams.sources.common import (
     MISSING,
@@ -340,19 +339,10 @@ def load_mapping(path: str | Path) -> Mapping:
     """Read and validate a mapping file; errors name the file and the field."""
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{p}: no such mapping file") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML ({e})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a mapping document")
-    try:
-        return Mapping.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(x) for x in err["loc"]) or "-"
-        raise ConfigError(f"{p}: {where}: {err['msg']}") from None
+    return validate_model(Mapping, parse_yaml(text, str(p)), str(p))
 
 
 def mapping_dirs(extra: list[str | Path] | None = None) -> list[Path]:
