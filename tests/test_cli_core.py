@@ -108,3 +108,26 @@ def test_demo_writes_outcomes_metrics_and_a_report_that_agree(tmp_path: Path) ->
     assert summary.loc["ALL", "closed_on_time"] == sum(o["state"] == "closed" for o in outcomes)
     (html,) = (out / "kpi").glob("kpi-*.html")
     assert html.read_text().count("data:image/png;base64,") >= 4
+
+
+def test_replay_keeps_outcomes_in_the_store_that_kpi_reads(tmp_path: Path) -> None:
+    sim = sh("simulate", "--orders", "600", "--seed", "4", cwd=tmp_path)
+    rep = sh("replay", "-", "--outcomes", "o.jsonl", cwd=tmp_path, stdin=sim.stdout)
+    assert rep.returncode == 0, rep.stderr
+    assert (tmp_path / "circuitwatch-outcomes.db").exists()
+    kpi = sh("kpi", "--out", "kpi", cwd=tmp_path)
+    assert kpi.returncode == 0, kpi.stderr
+    circuits = len((tmp_path / "o.jsonl").read_text().splitlines())
+    assert f"{circuits} cancellations" in kpi.stdout.decode()
+
+
+def test_an_unwritable_default_store_warns_but_an_explicit_one_fails(tmp_path: Path) -> None:
+    (tmp_path / "circuitwatch-outcomes.db").mkdir()  # sqlite cannot open a directory
+    sim = sh("simulate", "--orders", "100", cwd=tmp_path)
+    default = sh("replay", "-", "--outcomes", "o.jsonl", cwd=tmp_path, stdin=sim.stdout)
+    assert default.returncode == 0
+    assert b"warning: " in default.stderr
+    assert (tmp_path / "o.jsonl").read_text()
+    explicit = sh("replay", "-", "--store", "circuitwatch-outcomes.db", cwd=tmp_path, stdin=sim.stdout)
+    assert explicit.returncode == 2
+    assert b"cannot write the outcome store" in explicit.stderr

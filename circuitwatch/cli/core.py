@@ -173,10 +173,10 @@ def simulate_cmd(config_path: str | None, truth: str | None, **kw: Any) -> None:
 )
 @click.option(
     "--store",
-    default=DEFAULT_STORE,
-    show_default=True,
+    default=None,
     metavar="URL|PATH",
-    help="Outcome store the records are upserted into (SQLite file or SQLAlchemy URL), read by `kpi`.",
+    help=f"Outcome store the records are upserted into (SQLite file or SQLAlchemy URL), read by `kpi`"
+    f" [default: {DEFAULT_STORE}, skipped with a warning if it cannot be written].",
 )
 @click.option("--no-store", is_flag=True, help="Do not write the outcome store.")
 @config_option
@@ -186,7 +186,7 @@ def replay(
     outcomes: str | None,
     metrics_out: str | None,
     dead_letter: str,
-    store: str,
+    store: str | None,
     no_store: bool,
     config_path: str | None,
     quiet: bool,
@@ -212,8 +212,13 @@ def replay(
                 write_outcomes(result.ordered(), outcomes)
         if metrics_out:
             write_exposition(build_registry(tracker.stats, tracker.rules.legs), metrics_out)
-        if not no_store:
-            _upsert(store, result)
+        if store is not None:
+            _upsert(store, result)  # asked for: a failure is an error
+        elif not no_store:
+            try:
+                _upsert(DEFAULT_STORE, result)
+            except CliError as e:
+                click.echo(f"warning: {e.format_message()}; outcomes not stored (see --store)", err=True)
     if not quiet:
         states = ", ".join(f"{n} {s}" for s, n in sorted(result.states().items()))
         click.echo(f"{result.events} events, {len(result.outcomes)} circuits ({states or 'none'})", err=True)
