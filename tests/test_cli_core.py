@@ -131,3 +131,34 @@ def test_an_unwritable_default_store_warns_but_an_explicit_one_fails(tmp_path: P
     explicit = sh("replay", "-", "--store", "circuitwatch-outcomes.db", cwd=tmp_path, stdin=sim.stdout)
     assert explicit.returncode == 2
     assert b"cannot write the outcome store" in explicit.stderr
+
+
+def test_demo_serve_keeps_metrics_up_until_terminated(tmp_path: Path) -> None:
+    import re
+    import signal
+    import time
+    import urllib.request
+
+    proc = subprocess.Popen(
+        [*CLI, "demo", "--serve", "--orders", "300", "--port", "0", "--out", "demo"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stderr is not None
+        url = None
+        deadline = time.monotonic() + 120
+        while url is None and time.monotonic() < deadline:
+            line = proc.stderr.readline().decode()
+            match = re.search(r"serving (http://\S+) until", line)
+            url = match.group(1) if match else None
+            assert line or proc.poll() is None, "demo exited before serving"
+        assert url is not None
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            assert b"circuitwatch_leg_breaches_total" in resp.read()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
+import signal
 import sys
+import threading
 from datetime import date
 from pathlib import Path
 from typing import IO, Any
@@ -338,11 +339,15 @@ def _serve(registry: Any, host: str, port: int, console: Console) -> MetricsServ
         return MetricsServer(registry, host=host, port=0)
 
 
-def _wait_forever() -> None:  # pragma: no cover - interactive
-    import threading
-
-    with contextlib.suppress(KeyboardInterrupt):
-        threading.Event().wait()
+def _wait_forever() -> None:
+    """Until Ctrl-C (SIGINT) or SIGTERM (a service manager, a container stop)."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
 
 
 def _write_report(
