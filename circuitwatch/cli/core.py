@@ -130,6 +130,11 @@ def write_jsonl(sim: Simulation, out: IO[bytes]) -> None:
         out.write(encode(ev) + b"\n")
 
 
+def write_truth(sim: Simulation, path: str | Path) -> None:
+    """The simulator's injected ground truth, one expected outcome per line."""
+    Path(path).write_bytes(b"".join(orjson.dumps(t) + b"\n" for t in sim.truth))
+
+
 @click.command("simulate")
 @_sim_options
 @config_option
@@ -156,7 +161,7 @@ def simulate_cmd(config_path: str | None, truth: str | None, **kw: Any) -> None:
         sys.stderr.close()
         return
     if truth:
-        Path(truth).write_bytes(b"".join(orjson.dumps(t) + b"\n" for t in sim.truth))
+        write_truth(sim, truth)
 
 
 @click.command()
@@ -261,7 +266,7 @@ def demo(
     sim = simulate_day(SimConfig(orders=orders, seed=seed, failure_rate=failure_rate), config, console)
     with open(out / "events.jsonl", "wb") as fh:
         write_jsonl(sim, fh)
-    (out / "truth.jsonl").write_bytes(b"".join(orjson.dumps(t) + b"\n" for t in sim.truth))
+    write_truth(sim, out / "truth.jsonl")
 
     tracker = CircuitTracker(config)
     registry = build_registry(tracker.stats, tracker.rules.legs)
