@@ -4,11 +4,17 @@ Every fact is stored so that applying the same events in any order gives the
 same state: earliest times (min), flags (bitwise or), event-id hashes (a set).
 That is what makes outcomes independent of arrival order, and it is why the
 tracker never keeps the events themselves (a table value that grows with every
-event is the classic Faust mistake). About 600 bytes an order; see bench/.
+event is the classic Faust mistake). About 780 bytes an order; see bench/.
+
+The two growing fields, `seen` and `contra`, are packed immutable bytes: an
+event touches one small object for each instead of an array header plus its
+separately allocated buffer. Their bytes are exactly what snapshots and Faust
+tables have always held (array('Q') and array('d') layouts).
 """
 
 from __future__ import annotations
 
+import struct
 from array import array
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +26,8 @@ from circuitwatch.events import EVENT_TYPES
 INF = float("inf")
 MAX_ACTS = 64
 _TYPE_INDEX = {t: i for i, t in enumerate(EVENT_TYPES)}
+_PICKED, _PICKED_UP = _TYPE_INDEX["picked"], _TYPE_INDEX["picked_up"]
+_ACT = struct.Struct("=dd")  # one act in `contra`: (ts, legs * 16 + type index), the array('d') layout
 
 # Leg codes: the tracker's view of one leg at one moment.
 NOT_OWED, OPEN, CLOSED, LATE, BREACHED, CONTRA_OPEN, CONTRA_DUE = range(7)
@@ -42,7 +50,7 @@ class OrderState:
         "closes",  # array('d'): [earliest ack per leg..., earliest manual close per leg...]
         # what has been reported, so that changes become metric deltas
         "codes",  # bytes: leg codes last reported
-        "contra",  # array('d') of (ts, legs-bitmask * 16 + type index) pairs: picks, pickups, contradictions
+        "contra",  # bytes: packed (ts, legs-bitmask * 16 + type index) doubles: picks, pickups, contradictions
         "emitted_key",  # summary of the last emitted outcome (None: never emitted)
         "last_ts",  # newest event time (inactivity TTL)
         "origin",
@@ -52,7 +60,7 @@ class OrderState:
         "rep_held",
         "rep_phantom",
         "rep_store",
-        "seen",  # array('Q') of 64-bit (source, event_id) hashes
+        "seen",  # bytes: packed native-order uint64 (source, event_id) hashes; see `has_seen`
         "store",  # store id of the earliest event that named one
         "store_ts",
         "units",  # reserved units (reservation_created lines)
@@ -62,10 +70,10 @@ class OrderState:
     def __init__(self) -> None:
         self.store: str | None = None
         self.store_ts = INF
-        self.seen = array("Q")
+        self.seen = b""
         self.owed = 0
         self.closes: array[float] | None = None
-        self.contra: array[float] | None = None
+        self.contra: bytes | None = None
         self.cancel_at = INF
         self.origin: str | None = None
         self.units = 0
@@ -79,22 +87,53 @@ class OrderState:
         self.rep_phantom = 0
         self.emitted_key: tuple[Any, ...] | None = None
 
+    def has_seen(self, key: bytes) -> bool:
+        """Whether the packed 8-byte hash `key` is among the seen ones.
+
+        `find` searches in C without boxing every element as an int (as `in` on an
+        array('Q') does); a match only counts at a multiple of 8, not straddling
+        two hashes.
+        """
+        seen = self.seen
+        i = seen.find(key)
+        while i >= 0 and i % 8:
+            i = seen.find(key, i + 1)
+        return i >= 0
+
     def add_act(self, ts: float, legs: int, kind: str) -> bool:
         """Remember a pick, pickup or contradicting event; False once the bound is hit."""
-        if self.contra is None:
-            self.contra = array("d")
-        if len(self.contra) >= 2 * MAX_ACTS:  # a runaway source cannot grow state
+        contra = self.contra
+        if contra is None:
+            contra = b""
+        elif len(contra) >= _ACT.size * MAX_ACTS:  # a runaway source cannot grow state
             return False
-        self.contra.extend((ts, legs * 16 + _TYPE_INDEX[kind]))
+        self.contra = contra + _ACT.pack(ts, legs * 16 + _TYPE_INDEX[kind])
         return True
 
     def acts(self) -> Iterator[tuple[float, int, str]]:
         """(ts, contradicted legs bitmask, event type) of each remembered act."""
         if self.contra is not None:
-            it = iter(self.contra)
-            for ts, code in zip(it, it, strict=True):
+            for ts, code in _ACT.iter_unpack(self.contra):
                 legs, kind = divmod(int(code), 16)
                 yield ts, legs, EVENT_TYPES[kind]
+
+    def acts_after(self, cancel_at: float) -> tuple[int, int, int]:
+        """(legs contradicted, picks, pickup attempts) by the acts after `cancel_at`.
+
+        One pass, without naming each act's type as `acts()` does: every
+        re-evaluation of a circuit needs all three.
+        """
+        contra = self.contra
+        legs = picks = pickups = 0
+        if contra is not None:
+            for ts, packed in _ACT.iter_unpack(contra):
+                if ts > cancel_at:
+                    code = int(packed)
+                    legs |= code >> 4
+                    kind = code & 15
+                    picks += kind == _PICKED
+                    pickups += kind == _PICKED_UP
+        return legs, picks, pickups
 
     @property
     def cancelled(self) -> bool:
@@ -110,10 +149,10 @@ class OrderState:
         return [
             self.store,
             self.store_ts,
-            self.seen.tobytes(),
+            self.seen,
             self.owed,
             self.closes.tobytes() if self.closes is not None else None,
-            self.contra.tobytes() if self.contra is not None else None,
+            self.contra,
             self.cancel_at,
             self.origin,
             self.units,
@@ -151,9 +190,9 @@ class OrderState:
             st.rep_phantom,
             key,
         ) = data
-        st.seen = array("Q", seen)
+        st.seen = _packed(seen, 8)
         st.closes = array("d", closes) if closes is not None else None
-        st.contra = array("d", contra) if contra is not None else None
+        st.contra = _packed(contra, _ACT.size) if contra is not None else None
         st.emitted_key = _tuplify(key) if key is not None else None
         return st
 
@@ -163,6 +202,13 @@ class OrderState:
     @classmethod
     def from_bytes(cls, raw: bytes) -> OrderState:
         return cls.from_builtins(msgspec.msgpack.decode(raw))
+
+
+def _packed(raw: bytes, size: int) -> bytes:
+    """Stored packed values, checked as array() checked them when it held them."""
+    if len(raw) % size:
+        raise ValueError(f"bytes length not a multiple of item size {size}")
+    return bytes(raw)
 
 
 def _tuplify(value: Any) -> Any:

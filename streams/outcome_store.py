@@ -59,9 +59,9 @@ def safe_url(target: str | Path) -> str:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=30000")  # first: workers, demo and replay may share the file
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")  # a committed batch survives power loss, not only a crash
-    cur.execute("PRAGMA busy_timeout=30000")  # demo and worker may write the same file
     cur.close()
 
 
@@ -77,7 +77,10 @@ class OutcomeStore:
             database = self.engine.url.database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-        _metadata.create_all(self.engine)
+        try:
+            _metadata.create_all(self.engine)
+        except sa.exc.OperationalError:  # another process created it between the check and the CREATE
+            _metadata.create_all(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()

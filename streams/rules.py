@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from circuitwatch.config import CircuitConfig, Match
-from circuitwatch.events import EVENT_TYPES, SOURCES
+from circuitwatch.events import CANCEL_SIGNALS, EVENT_TYPES, SOURCES
 
 OWE, CLOSE, CONTRADICT = 0, 1, 2
 COUNTED_KINDS = frozenset({"picked", "picked_up"})  # remembered even when no leg is contradicted
+# Types that carry more than leg facts (units, pickups, manual closes, the cancellation itself).
+SPECIAL_KINDS = frozenset({"reservation_created", "reservation_released", "picked_up", "manual_close", *CANCEL_SIGNALS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,25 +29,42 @@ class Action:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """Everything one (source, type) does, split so the common case is a few int ops."""
+    """Everything one (source, type) does, split so the common case is a few int ops.
+
+    It also carries what the hot path would otherwise rebuild per event: the
+    `events_total` label tuple and the type's flags.
+    """
 
     owe: int  # legs owed, bitmask
     close: tuple[int, ...]  # legs closed
     contradict: int  # legs contradicted (after the cancel), bitmask
     conditional: tuple[Action, ...]  # actions that also need a status or attrs check
     remember: bool  # may be a pick, pickup or contradiction: kept as an act
+    key: tuple[str, str]  # (source, type): the events_total labels, one shared tuple
+    kind: str  # the event type
+    counted: bool  # a pick or pickup: remembered even when no leg is contradicted
+    special: bool  # the type is one of SPECIAL_KINDS
+    only_owes: bool  # nothing to do beyond `owe` (a third of all events)
 
     @classmethod
-    def of(cls, etype: str, actions: list[Action]) -> Plan:
+    def of(cls, source: str, etype: str, actions: list[Action]) -> Plan:
         plain = [a for a in actions if a.status is None and not a.attrs]
         conditional = tuple(a for a in actions if a.status is not None or a.attrs)
         contradict = sum({1 << a.leg for a in plain if a.role == CONTRADICT})
+        close = tuple(sorted({a.leg for a in plain if a.role == CLOSE}))
+        remember = bool(contradict) or etype in COUNTED_KINDS or any(a.role == CONTRADICT for a in conditional)
+        special = etype in SPECIAL_KINDS
         return cls(
             owe=sum({1 << a.leg for a in plain if a.role == OWE}),
-            close=tuple(sorted({a.leg for a in plain if a.role == CLOSE})),
+            close=close,
             contradict=contradict,
             conditional=conditional,
-            remember=bool(contradict) or etype in COUNTED_KINDS or any(a.role == CONTRADICT for a in conditional),
+            remember=remember,
+            key=(source, etype),
+            kind=etype,
+            counted=etype in COUNTED_KINDS,
+            special=special,
+            only_owes=not (close or conditional or remember or special),
         )
 
 
@@ -92,7 +111,7 @@ class Rules:
             retention_broken=config.retention.broken,
             retention_inactive=config.retention.inactive,
             cancelled_statuses=frozenset(s.strip().lower() for s in config.cancelled_statuses),
-            plans={s: {t: Plan.of(t, table.get((s, t), [])) for t in EVENT_TYPES} for s in SOURCES},
+            plans={s: {t: Plan.of(s, t, table.get((s, t), [])) for t in EVENT_TYPES} for s in SOURCES},
         )
 
     def leg_index(self, name: Any) -> int:

@@ -68,8 +68,48 @@ def test_the_app_writes_its_table_by_key_partition() -> None:
     assert rt.table.partitions == 4
     assert app.conf.key_serializer == "raw"
     assert app.conf.web_bind == "127.0.0.1"
+    # the only Faust agent is the tracker; the raw topics are read by the batched validator
     topics = {t for agent in app.agents.values() for t in agent.channel.topics}
-    assert topics == {f"bopis.raw.{s}" for s in rt.settings.sources} | {"bopis.events"}
+    assert topics == {"bopis.events"}
+    assert rt.repartitioner is not None
+    assert rt.settings.validate_group == "unit.validate"
+
+
+def test_the_validator_rekeys_events_by_order_and_dead_letters_the_rest() -> None:
+    import orjson
+    from aiokafka import TopicPartition
+
+    from circuitwatch.events import Rejected
+    from circuitwatch.streams.faust.repartition import Repartitioner
+
+    seen: list[Rejected] = []
+    rep = Repartitioner(from_env({}, topic_prefix="p.", partitions=4), seen.append)
+    assert rep.topics == [f"p.bopis.raw.{s}" for s in rep.settings.sources]
+    tp = TopicPartition("p.bopis.raw.wms", 2)
+    good = b'{"event_id":"e1","order_id":"BO-9","source":"wms","type":"picked","occurred_at":"2026-11-27T10:00:00Z"}'
+    routed = rep.route(good, tp, 41)
+    assert not isinstance(routed, Rejected)
+    key, value = routed
+    assert key == b"BO-9"
+    assert orjson.loads(value)["order_id"] == "BO-9"
+    assert seen == []
+
+    rejected = rep.route(good.replace(b"00:00Z", b"00:00"), tp, 42)
+    assert isinstance(rejected, Rejected)
+    letter = rejected.dead_letter()
+    assert (letter["file"], letter["line"], letter["reason"]) == ("p.bopis.raw.wms[2]", 42, "naive_timestamp")
+    assert [(r.source, r.reason) for r in seen] == [("wms", "naive_timestamp")]
+
+
+def test_records_are_batched_by_their_key_partition() -> None:
+    """Changelog, outcome and event records land where Faust's partitioner would put them."""
+    from circuitwatch.streams.faust.record_batches import by_partition
+
+    keys = [order_key(f"BO-{i}") for i in range(200)]
+    parts = by_partition(((k, b"v") for k in keys), 4)
+    assert sorted(k for recs in parts.values() for k, _ in recs) == sorted(keys)
+    for p, recs in parts.items():
+        assert all(partition_for(k, 4) == p for k, _ in recs)
 
 
 def test_a_gap_over_acked_offsets_commits_in_one_step_not_one_offset_per_commit() -> None:
@@ -237,6 +277,16 @@ def test_cli_help_and_one_line_errors() -> None:
     )
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == ["error: broker 'localhost:9092': expected kafka://host:port"]
+    # an outcome store that cannot be opened is refused before any connection, its password masked
+    store = subprocess.run(
+        [sys.executable, "-m", "circuitwatch", "worker", "--outcome-store", "nosuchdb://kpi:s3cret@db/x"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert store.returncode == 2
+    assert "cannot open the outcome store" in store.stderr
+    assert "s3cret" not in store.stderr
 
 
 def test_docker_compose_file_is_valid_and_binds_loopback() -> None:

@@ -36,6 +36,7 @@ from circuitwatch.streams.faust.settings import WorkerSettings, from_env
 from circuitwatch.streams.faust.topics import ensure_topics
 from circuitwatch.streams.outcome import Outcome
 from circuitwatch.streams.outcome import decode as decode_outcome
+from circuitwatch.streams.outcome_store import OutcomeStore
 from tests.conftest import unavailable
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -134,6 +135,7 @@ class Stack:
         self.id = "t" + uuid.uuid4().hex[:10]
         self.config = tmp / "circuit.yaml"
         self.config.write_text(CIRCUIT_YAML)
+        self.store = tmp / "worker-outcomes.db"
         self.settings: WorkerSettings = from_env(
             {},
             broker=broker,
@@ -160,6 +162,7 @@ class Stack:
             CIRCUITWATCH_CLOCK="event",
             CIRCUITWATCH_CONFIG=str(self.config),
             CIRCUITWATCH_DATADIR=str(self.tmp / f"data-{name}"),
+            CIRCUITWATCH_OUTCOME_STORE=str(self.store),  # shared by the stack's workers, as on one host
             CIRCUITWATCH_LOGLEVEL="info",
             CIRCUITWATCH_SESSION_TIMEOUT="6",  # the broker's group.min.session.timeout.ms
             PYTHONPATH=str(ROOT),
@@ -188,19 +191,40 @@ class Stack:
         raw = asyncio.run(latest_by_key(self.settings.bootstrap, self.settings.outcomes))
         return {k.decode(): decode_outcome(v) for k, v in raw.items()}
 
-    def lag(self) -> int:
+    def stored_outcomes(self) -> dict[str, Outcome]:
+        """What the workers' outcome sink upserted into the store `kpi` reads."""
+        if not self.store.exists():
+            return {}
+        with OutcomeStore(self.store) as store:
+            return {o.order_id: o for o in store.outcomes()}
+
+    def lag(self) -> dict[str, int]:
         s = self.settings
-        return asyncio.run(group_lag(s.bootstrap, s.app_id, [*(s.raw(x) for x in s.sources), s.events]))
+
+        async def both() -> dict[str, int]:
+            validated = await group_lag(s.bootstrap, s.validate_group, [s.raw(x) for x in s.sources])
+            return validated | await group_lag(s.bootstrap, s.app_id, [s.events])
+
+        return asyncio.run(both())
 
     def drained(self, workers: list[Worker], timeout: float = 150.0) -> None:
         """Every raw and canonical event consumed and committed (so applied and persisted)."""
 
+        lag: dict[str, int] = {}
+
         def done() -> bool:
+            nonlocal lag
             for w in workers:
                 w.check_alive()
-            return self.lag() == 0
+            lag = self.lag()
+            return not any(lag.values())
 
-        wait_until(done, f"consumer group {self.id} to reach the end of its topics", timeout)
+        try:
+            wait_until(done, f"consumer group {self.id} to reach the end of its topics", timeout)
+        except AssertionError as e:
+            behind = {tp: n for tp, n in lag.items() if n}
+            logs = "\n".join(f"--- {w.log.name}\n{w.log.read_text(errors='replace')[-4000:]}" for w in workers)
+            raise AssertionError(f"{e}; uncommitted records: {behind}\n{logs}") from None
 
     def dead_letters(self) -> list[bytes]:
         return [v for _, v in asyncio.run(read_to_end(self.settings.bootstrap, self.settings.dead_letter))]
@@ -275,7 +299,7 @@ def assert_same(stack: Stack, expected: dict[str, Outcome], workers: list[Worker
             w.check_alive()
         got = stack.outcomes()
         if got == expected:
-            return
+            break
         if time.monotonic() > deadline:
             missing = sorted(set(expected) - set(got))
             extra = sorted(set(got) - set(expected))
@@ -286,6 +310,10 @@ def assert_same(stack: Stack, expected: dict[str, Outcome], workers: list[Worker
                 f"{len(extra)} extra {extra[:5]}, {len(wrong)} different {wrong[:5]}\n{logs}"
             )
         time.sleep(0.5)  # poll interval inside a deadline loop
+    # ...and the outcome store `kpi` reads holds the same records, once each
+    wait_until(lambda: stack.stored_outcomes() == expected, "the outcome store to equal the replay", timeout)
+    with OutcomeStore(stack.store) as store:
+        assert store.count() == len(expected)
 
 
 # -- tests -----------------------------------------------------------------------

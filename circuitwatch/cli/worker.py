@@ -62,6 +62,11 @@ def _kafka_available() -> None:
     " secret: SHOPIFY_WEBHOOK_SECRET or SHOPIFY_WEBHOOK_SECRET_FILE)",
 )
 @click.option("--config", "config", type=click.Path(dir_okay=False), help="circuit.yaml (env CIRCUITWATCH_CONFIG)")
+@click.option(
+    "--outcome-store",
+    help="where outcome records are upserted for `kpi`: SQLite file or SQLAlchemy URL, or off"
+    " (env CIRCUITWATCH_OUTCOME_STORE; default circuitwatch-outcomes.db)",
+)
 @click.option("-l", "--loglevel", help="debug, info, warning (default), error (env CIRCUITWATCH_LOGLEVEL)")
 def worker(
     broker: str | None,
@@ -73,6 +78,7 @@ def worker(
     store: str | None,
     webhooks_port: int | None,
     config: str | None,
+    outcome_store: str | None,
     loglevel: str | None,
 ) -> None:
     """Run the Faust worker on Kafka: raw topics in, circuit outcomes out.
@@ -91,12 +97,15 @@ def worker(
         store=store,
         webhooks_port=webhooks_port,
         config=config,
+        outcome_store=outcome_store,
         loglevel=loglevel,
     )
     from circuitwatch.config import load_config
 
     with user_errors():
         load_config(settings.config)  # a bad circuit.yaml is a one-line error, before any connection
+    if settings.outcome_store != "off":
+        _check_outcome_store(settings.outcome_store)
     if settings.webhooks_port is not None:
         _check_webhook_secret()
     from circuitwatch.streams.faust.run import run_worker
@@ -105,6 +114,17 @@ def worker(
         run_worker(settings)
     except OSError as e:
         raise CliError(f"worker: {e.strerror or e}", exit_code=1) from None
+
+
+def _check_outcome_store(url: str) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from circuitwatch.streams.outcome_store import OutcomeStore, safe_url
+
+    try:
+        OutcomeStore(url).close()
+    except (SQLAlchemyError, OSError) as e:
+        raise CliError(f"{safe_url(url)}: cannot open the outcome store: {type(e).__name__}") from None
 
 
 def _check_webhook_secret() -> None:

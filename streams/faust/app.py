@@ -1,4 +1,7 @@
-"""The Faust app: raw topics -> validate -> `bopis.events` -> tracker -> outcomes.
+"""The worker: raw topics -> validate -> `bopis.events` -> tracker agent -> outcomes.
+
+Validation is a batched aiokafka hop inside the worker (repartition.py); the
+tracker is the Faust agent.
 
 One logic, two runtimes: the tracker agent runs the same pure `CircuitTracker`
 as `replay`. The Faust table (bytes order id -> `OrderState.to_bytes()`, with a
@@ -23,14 +26,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-import msgspec
 import orjson
 
 from circuitwatch.config import load_config
-from circuitwatch.events import decode, encode, reject
+from circuitwatch.events import Rejected, decode, reject
 from circuitwatch.metrics.prometheus import MetricsServer
 from circuitwatch.metrics.stats import TrackerStats
+from circuitwatch.streams.faust.batch_consumer import attach
+from circuitwatch.streams.faust.changelog import faust_producer, write_changes
+from circuitwatch.streams.faust.outcome_sink import OutcomeSink
 from circuitwatch.streams.faust.partitioning import order_key, partition_for
+from circuitwatch.streams.faust.record_batches import send_keyed
+from circuitwatch.streams.faust.repartition import DECODE_ERRORS, Repartitioner
 from circuitwatch.streams.faust.settings import WorkerSettings
 from circuitwatch.streams.faust.state import TouchedOrders, newest_event_time, reset_gauges
 from circuitwatch.streams.faust.transport import App as FaustApp
@@ -41,7 +48,6 @@ from circuitwatch.streams.tracker import CircuitTracker
 
 log = logging.getLogger("circuitwatch.worker")
 TABLE = "orders"
-_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
 
 
 @dataclass
@@ -108,7 +114,7 @@ class Runtime:
         for raw in values:
             try:
                 ev = decode(raw)
-            except _DECODE_ERRORS as e:  # bopis.events is validated upstream; a foreign writer is not
+            except DECODE_ERRORS as e:  # bopis.events is validated upstream; a foreign writer is not
                 await self.dead_letter(reject(raw, e, file=self.settings.events, line=-1))
                 continue
             out.extend(on_event(ev))
@@ -127,25 +133,25 @@ class Runtime:
         latest: dict[str, Outcome] = {}
         for outcome in out:
             latest[outcome.order_id] = outcome
-        topic = self.outcomes_topic
-        pending = [await topic.send(key=order_key(oid), value=encode_outcome(o)) for oid, o in latest.items()]
-        if pending:
-            await asyncio.gather(*pending)
+        if latest:
+            records = ((order_key(oid), encode_outcome(o)) for oid, o in latest.items())
+            sent = await send_keyed(faust_producer(self.app), self.settings.outcomes, records, self.settings.partitions)
+            await asyncio.gather(*(b.future for b in sent))
         writes, deleted = self.orders.drain()
-        table = self.table
-        for oid, raw in writes.items():
-            table[order_key(oid)] = raw
-        for oid in deleted:
-            key = order_key(oid)
-            if key in table:
-                del table[key]
+        changes: dict[bytes, bytes | None] = {order_key(oid): raw for oid, raw in writes.items()}
+        changes.update((order_key(oid), None) for oid in deleted)
+        await write_changes(self.table, changes, self.settings.partitions)
 
-    async def dead_letter(self, rejected: Any) -> None:
+    def count_reject(self, rejected: Rejected) -> None:
         self.stats.reject(rejected.source, rejected.reason)
+
+    async def dead_letter(self, rejected: Rejected) -> None:
+        self.count_reject(rejected)
         await self.dead_letter_topic.send(key=None, value=orjson.dumps(rejected.dead_letter()))
 
-    # topics are attached by build_app
-    outcomes_topic: Any = None
+    # attached by build_app
+    repartitioner: Repartitioner | None = None
+    outcome_sink: OutcomeSink | None = None
     dead_letter_topic: Any = None
     events_topic: Any = None
 
@@ -180,35 +186,17 @@ def build_app(settings: WorkerSettings) -> tuple[faust.App, Runtime]:
     rt = Runtime(settings=settings, app=app, table=table)
     kw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "partitions": settings.partitions}
     rt.events_topic = app.topic(settings.events, **kw)
-    rt.outcomes_topic = app.topic(settings.outcomes, **kw)
     rt.dead_letter_topic = app.topic(settings.dead_letter, **kw)
 
     @table.on_recover
     async def _recovered() -> None:
         rt.stale = True
 
-    def make_validator(source: str) -> None:
-        raw_topic = app.topic(settings.raw(source), **kw)
-
-        async def validate(stream: AsyncIterable[Any]) -> None:
-            # Event by event: stateless. (take_events() made the post-restart commit crawl fixed in
-            # transport.py more frequent; batching here has not been measured since.)
-            forward = rt.events_topic.send
-            async for event in stream.events():  # type: ignore[attr-defined]
-                raw = event.value
-                try:
-                    ev = decode(raw)
-                except _DECODE_ERRORS as e:
-                    where = f"{event.message.topic}[{event.message.partition}]"
-                    await rt.dead_letter(reject(raw, e, file=where, line=event.message.offset))
-                    continue
-                await forward(key=order_key(ev.order_id), value=encode(ev))
-
-        validate.__name__ = validate.__qualname__ = f"validate_{source}"
-        app.agent(raw_topic, name=f"circuitwatch.validate.{source}")(validate)
-
-    for source in settings.sources:
-        make_validator(source)
+    rt.repartitioner = Repartitioner(settings, rt.count_reject)
+    attach(app, rt.repartitioner)
+    if settings.outcome_store != "off":
+        rt.outcome_sink = OutcomeSink(settings, settings.outcome_store, rt.count_reject)
+        attach(app, rt.outcome_sink)
 
     @app.agent(rt.events_topic, name="circuitwatch.track")
     async def track(stream: AsyncIterable[Any]) -> None:

@@ -52,8 +52,8 @@ async def latest_by_key(bootstrap: str, topic: str) -> dict[bytes, bytes]:
     return latest
 
 
-async def group_lag(bootstrap: str, group: str, topics: list[str]) -> int:
-    """Records of `topics` the consumer group has not committed yet (unknown partitions count fully)."""
+async def group_lag(bootstrap: str, group: str, topics: list[str]) -> dict[str, int]:
+    """Per `topic[partition]`, records the consumer group has not committed yet (none committed: all)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await admin.start()
@@ -62,16 +62,16 @@ async def group_lag(bootstrap: str, group: str, topics: list[str]) -> int:
         metadata = await consumer._client.fetch_all_metadata()
         tps = [TopicPartition(t, p) for t in topics for p in sorted(metadata.partitions_for_topic(t) or ())]
         if not tps:
-            return 0
+            return {}
         end = await consumer.end_offsets(tps)
         try:
             committed = await admin.list_consumer_group_offsets(group)
         except (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError, NotCoordinatorForGroupError):
             committed = {}  # a fresh broker is still creating __consumer_offsets: nothing committed yet
-        lag = 0
+        lag: dict[str, int] = {}
         for tp in tps:
             done = committed.get(tp)
-            lag += end[tp] - (done.offset if done is not None and done.offset >= 0 else 0)
+            lag[f"{tp.topic}[{tp.partition}]"] = end[tp] - (done.offset if done is not None and done.offset >= 0 else 0)
         return lag
     finally:
         await consumer.stop()

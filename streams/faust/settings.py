@@ -41,6 +41,7 @@ class WorkerSettings:
     batch: int = 1000  # events per tracker batch (one table write per order per batch)
     batch_within: float = 0.2  # seconds to wait for a batch to fill
     config: str | None = None  # circuit.yaml
+    outcome_store: str = "circuitwatch-outcomes.db"  # a path or SQLAlchemy URL; "off": outcomes stay in Kafka only
     commit_interval: float = 1.0  # seconds between offset commits
     session_timeout: float = 30.0  # seconds before the group gives a dead worker's partitions away
     loglevel: str = "warning"
@@ -64,6 +65,11 @@ class WorkerSettings:
     @property
     def dead_letter(self) -> str:
         return self.topic(self.dead_letter_topic)
+
+    @property
+    def validate_group(self) -> str:
+        """Consumer group of the raw-topic validator (the tracker agent's group is the app id)."""
+        return self.app_id + ".validate"
 
     @property
     def bootstrap(self) -> str:
@@ -94,6 +100,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "CIRCUITWATCH_BATCH": ("batch", int),
     "CIRCUITWATCH_BATCH_WITHIN": ("batch_within", float),
     "CIRCUITWATCH_CONFIG": ("config", str),
+    "CIRCUITWATCH_OUTCOME_STORE": ("outcome_store", str),
     "CIRCUITWATCH_SESSION_TIMEOUT": ("session_timeout", float),
     "CIRCUITWATCH_COMMIT_INTERVAL": ("commit_interval", float),
     "CIRCUITWATCH_LOGLEVEL": ("loglevel", str),

@@ -1,0 +1,106 @@
+"""A plain aiokafka consumer loop inside the worker: fetch a batch, handle it, commit.
+
+Used for the stateless hops (raw topics -> `bopis.events`, outcomes -> the
+outcome store), where Faust's per-event stream handling would cost more than
+the work itself. Each loop has a consumer group of its own, so workers share its
+partitions as they share the tracker's.
+
+At-least-once: offsets are committed only after `handle` returns (its output
+delivered); a crash or a rebalance before that replays the batch, and every
+consumer downstream is idempotent (the tracker by `(source, event_id)`, the
+outcome store by order id and offset).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+from circuitwatch.streams.faust.settings import WorkerSettings
+
+log = logging.getLogger("circuitwatch.worker")
+RETRY_SECONDS = 1.0
+Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+
+
+class BatchConsumer:
+    """Subclasses set `name` and implement `handle`; `run()` until cancelled."""
+
+    name = "batch consumer"
+    wants_producer = False  # an AIOKafkaProducer in `self.producer` while running
+
+    def __init__(self, settings: WorkerSettings, topics: list[str], group: str) -> None:
+        self.settings = settings
+        self.topics = topics
+        self.group = group
+        self.producer: Any = None
+        self.handled = 0
+
+    def consumer(self) -> AIOKafkaConsumer:
+        s = self.settings
+        return AIOKafkaConsumer(
+            *self.topics,
+            bootstrap_servers=s.bootstrap,
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=int(s.session_timeout * 1000),
+            heartbeat_interval_ms=int(min(3.0, s.session_timeout / 3) * 1000),
+        )
+
+    def new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_batch_size=256 * 1024,
+        )
+
+    async def handle(self, batch: Batch) -> None:
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        while True:
+            consumer = self.consumer()
+            self.producer = self.new_producer() if self.wants_producer else None
+            try:
+                if self.producer is not None:
+                    await self.producer.start()
+                await consumer.start()
+                while True:
+                    await self.step(consumer)
+            except KafkaError as e:  # broker gone or fenced: start afresh from the committed offsets
+                log.warning("%s: %s; restarting in %.0f s", self.name, e, RETRY_SECONDS)
+            finally:
+                await consumer.stop()
+                if self.producer is not None:
+                    await self.producer.stop()
+            await asyncio.sleep(RETRY_SECONDS)
+
+    async def step(self, consumer: AIOKafkaConsumer) -> None:
+        batch = await consumer.getmany(timeout_ms=1000, max_records=self.settings.batch)
+        if not batch:
+            return
+        await self.handle(batch)
+        self.handled += sum(len(records) for records in batch.values())
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as e:  # a rebalance took the partitions: replayed there
+            log.info("%s: commit skipped (%s); the new owner replays the batch", self.name, e)
+
+
+def attach(app: Any, loop: BatchConsumer) -> BatchConsumer:
+    """Run `loop` as a task of the Faust app (started and cancelled with the worker)."""
+
+    async def run() -> None:
+        await loop.run()
+
+    run.__name__ = run.__qualname__ = loop.name.replace(" ", "_")
+    app.task(run)
+    return loop

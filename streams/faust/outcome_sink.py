@@ -1,0 +1,48 @@
+"""`bopis.circuit-outcomes` -> the outcome store (SQLite by default), for the weekly KPI export.
+
+A `BatchConsumer` in the group `<app id>.outcome-store`: each batch is one
+upsert transaction, run off the event loop, committed to Kafka after the
+database commit. Upserting by order id with the record's offset makes a
+redelivered batch change nothing (outcome_store.py), so a crash loses and
+duplicates no outcome. Workers share the partitions; with several hosts, use a
+server database (`CIRCUITWATCH_OUTCOME_STORE=postgresql+psycopg://...`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import msgspec
+import orjson
+
+from circuitwatch.events import Rejected, reject
+from circuitwatch.streams.faust.batch_consumer import Batch, BatchConsumer
+from circuitwatch.streams.faust.settings import WorkerSettings
+from circuitwatch.streams.outcome import Outcome, decode
+from circuitwatch.streams.outcome_store import OutcomeStore
+
+
+class OutcomeSink(BatchConsumer):
+    name = "outcome store"
+    wants_producer = True  # for the dead letter: a record this topic should never hold
+
+    def __init__(self, settings: WorkerSettings, url: str, on_reject: Callable[[Rejected], None]) -> None:
+        super().__init__(settings, [settings.outcomes], settings.app_id + ".outcome-store")
+        self.store = OutcomeStore(url)
+        self.on_reject = on_reject
+
+    async def handle(self, batch: Batch) -> None:
+        outcomes: list[Outcome] = []
+        offsets: list[int] = []
+        for tp, records in batch.items():
+            for rec in records:
+                try:
+                    outcomes.append(decode(rec.value or b""))
+                except (msgspec.DecodeError, msgspec.ValidationError) as e:  # a foreign writer on our output
+                    rejected = reject(rec.value or b"", e, file=f"{tp.topic}[{tp.partition}]", line=rec.offset)
+                    self.on_reject(rejected)
+                    await (await self.producer.send(self.settings.dead_letter, orjson.dumps(rejected.dead_letter())))
+                    continue
+                offsets.append(rec.offset)
+        await asyncio.get_running_loop().run_in_executor(None, lambda: self.store.upsert(outcomes, offsets=offsets))
