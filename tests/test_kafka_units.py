@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -312,3 +313,64 @@ def test_docker_compose_file_is_valid_and_binds_loopback() -> None:
     mounts = " ".join(v for svc in services.values() for v in svc.get("volumes", []))
     for path in ("./alerts/rules", "./alerts/alertmanager.yml", "./dashboards/provisioning", "./dashboards/generated"):
         assert path in mounts
+
+
+def test_a_failing_sink_restarts_from_the_committed_offsets_and_replays_its_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A database outage in the outcome sink costs a retry, not the worker, and loses no record."""
+    from aiokafka import ConsumerRecord, TopicPartition
+    from sqlalchemy.exc import OperationalError
+
+    from circuitwatch.streams.faust import batch_consumer
+    from circuitwatch.streams.faust.batch_consumer import Batch, BatchConsumer
+
+    monkeypatch.setattr(batch_consumer, "RETRY_SECONDS", 0.0)
+    tp = TopicPartition("t", 0)
+    records = [ConsumerRecord("t", 0, off, 0, 0, None, b"v", None, 0, 1, []) for off in (7, 8)]
+
+    committed: dict[TopicPartition, int] = {}
+    seen: list[list[int]] = []
+
+    class FakeConsumer:
+        """Hands out the uncommitted batch again after a restart, as Kafka does."""
+
+        async def start(self) -> None: ...
+        async def stop(self) -> None: ...
+
+        async def getmany(self, **_: Any) -> Batch:
+            if committed.get(tp, 0) > records[-1].offset:
+                await asyncio.sleep(3600)  # nothing more: cancelled by the test
+            return {tp: records}
+
+        async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+            committed.update(offsets)
+
+    class FlakySink(BatchConsumer):
+        name = "outcome store"
+
+        def consumer(self) -> Any:
+            return FakeConsumer()
+
+        async def handle(self, batch: Batch) -> None:
+            seen.append([r.offset for r in batch[tp]])
+            if len(seen) == 1:
+                raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+    sink = FlakySink(from_env({}), ["t"], "g")
+
+    async def main() -> None:
+        task = asyncio.ensure_future(sink.run())
+
+        async def until_committed() -> None:
+            while not committed:
+                assert not task.done(), task  # the failure must not end the loop
+                await asyncio.sleep(0)
+
+        await asyncio.wait_for(until_committed(), timeout=30)
+        task.cancel()
+
+    asyncio.run(main())
+    assert sink.restarts == 1
+    assert seen == [[7, 8], [7, 8]]  # replayed after the failure, committed once
+    assert committed == {tp: 9}

@@ -38,7 +38,8 @@ class BatchConsumer:
         self.topics = topics
         self.group = group
         self.producer: Any = None
-        self.handled = 0
+        self.handled = 0  # records handled (a replayed batch counts again)
+        self.restarts = 0  # failures survived: each restarts from the committed offsets
 
     def consumer(self) -> AIOKafkaConsumer:
         s = self.settings
@@ -74,8 +75,17 @@ class BatchConsumer:
                 await consumer.start()
                 while True:
                     await self.step(consumer)
-            except KafkaError as e:  # broker gone or fenced: start afresh from the committed offsets
-                log.warning("%s: %s; restarting in %.0f s", self.name, e, RETRY_SECONDS)
+            except Exception as e:  # broker gone, fenced, or the sink's database down: never the whole worker
+                self.restarts += 1
+                level = logging.WARNING if isinstance(e, KafkaError) else logging.ERROR
+                log.log(
+                    level,
+                    "%s: %s: %s; restarting from the committed offsets in %.0f s",
+                    self.name,
+                    type(e).__name__,
+                    e,
+                    RETRY_SECONDS,
+                )
             finally:
                 await consumer.stop()
                 if self.producer is not None:

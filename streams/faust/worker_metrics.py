@@ -37,6 +37,15 @@ class WorkerCollector(Collector):
             "Changelog records waiting in Faust's send buffer (stays near 0 when healthy).",
             value=buffered,
         )
+        restarts = CounterMetricFamily(
+            "circuitwatch_worker_loop_restarts",
+            "Failures the validator and the outcome sink survived (broker, database); each replays its batch.",
+            labels=["loop"],
+        )
+        for loop in (rt.repartitioner, rt.outcome_sink):
+            if loop is not None:
+                restarts.add_metric([loop.name], loop.restarts)
+        yield restarts
         yield CounterMetricFamily(
             "circuitwatch_worker_rebuilds",
             "Tracker rebuilds from the table (start, rebalance, recovery).",
