@@ -136,6 +136,7 @@ def start_worker(settings: WorkerSettings, tmp: str, log: Path) -> tuple[subproc
         CIRCUITWATCH_METRICS_PORT="0",
         CIRCUITWATCH_CLOCK="event",
         CIRCUITWATCH_DATADIR=tmp,
+        CIRCUITWATCH_OUTCOME_STORE=str(Path(tmp) / "outcomes.db"),  # the sink runs, as by default
     )
     fh = log.open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "circuitwatch", "worker"], env=env, stdout=fh, stderr=fh)

@@ -32,11 +32,13 @@ class BatchConsumer:
 
     name = "batch consumer"
     wants_producer = False  # an AIOKafkaProducer in `self.producer` while running
+    linger = 0.0  # seconds to keep fetching before `handle` (fewer, larger batches)
 
     def __init__(self, settings: WorkerSettings, topics: list[str], group: str) -> None:
         self.settings = settings
         self.topics = topics
         self.group = group
+        self.max_records = settings.batch
         self.producer: Any = None
         self.handled = 0  # records handled (a replayed batch counts again)
         self.restarts = 0  # failures survived: each restarts from the committed offsets
@@ -92,8 +94,23 @@ class BatchConsumer:
                     await self.producer.stop()
             await asyncio.sleep(RETRY_SECONDS)
 
+    async def fetch(self, consumer: AIOKafkaConsumer) -> Batch:
+        """One `getmany`, or (with `linger`) what arrives within `linger` seconds, up to `max_records`."""
+        batch: Batch = await consumer.getmany(timeout_ms=1000, max_records=self.max_records)
+        if not self.linger or not batch:
+            return batch
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.linger
+        n = sum(len(records) for records in batch.values())
+        while n < self.max_records and (left := deadline - loop.time()) > 0:
+            more = await consumer.getmany(timeout_ms=int(left * 1000) + 1, max_records=self.max_records - n)
+            for tp, records in more.items():
+                batch.setdefault(tp, []).extend(records)
+                n += len(records)
+        return batch
+
     async def step(self, consumer: AIOKafkaConsumer) -> None:
-        batch = await consumer.getmany(timeout_ms=1000, max_records=self.settings.batch)
+        batch = await self.fetch(consumer)
         if not batch:
             return
         await self.handle(batch)

@@ -9,6 +9,7 @@ at DEBUG, so the faust, mode and aiokafka loggers are set explicitly; uvloop.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 from pathlib import Path
@@ -51,11 +52,18 @@ def configure_logging(loglevel: str) -> dict[str, Any]:
     }
 
 
+# Faust allocates several objects per message, so CPython's default (700) ran a young
+# collection every ~100 messages, and every 100th of them was a full one over the
+# tracker's state. Measured with bench/worker.py: ~5-10% more events/s at 20000.
+GC_THRESHOLDS = (20_000, 50, 100)
+
+
 def run_worker(settings: WorkerSettings) -> None:
     """Blocks until the worker is stopped (SIGINT/SIGTERM)."""
     import faust
     import uvloop
 
+    gc.set_threshold(*GC_THRESHOLDS)
     logging_config = configure_logging(settings.loglevel)
     Path(settings.datadir).mkdir(parents=True, exist_ok=True)
     loop = uvloop.new_event_loop()
