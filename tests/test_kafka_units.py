@@ -267,24 +267,18 @@ def test_a_tracker_rebuilt_from_the_table_ends_like_an_uninterrupted_one() -> No
 
 def test_cli_help_and_one_line_errors() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIRCUITWATCH_")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "circuitwatch", *args], capture_output=True, text=True, env=env)
+
     for cmd in (["worker", "--help"], ["produce", "--help"]):
-        done = subprocess.run([sys.executable, "-m", "circuitwatch", *cmd], capture_output=True, text=True, env=env)
+        done = cli(*cmd)
         assert done.returncode == 0, done.stderr
-    bad = subprocess.run(
-        [sys.executable, "-m", "circuitwatch", "worker", "--broker", "localhost:9092"],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    bad = cli("worker", "--broker", "localhost:9092")
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == ["error: broker 'localhost:9092': expected kafka://host:port"]
     # an outcome store that cannot be opened is refused before any connection, its password masked
-    store = subprocess.run(
-        [sys.executable, "-m", "circuitwatch", "worker", "--outcome-store", "nosuchdb://kpi:s3cret@db/x"],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    store = cli("worker", "--outcome-store", "nosuchdb://kpi:s3cret@db/x")
     assert store.returncode == 2
     assert "cannot open the outcome store" in store.stderr
     assert "s3cret" not in store.stderr

@@ -392,12 +392,15 @@ def test_two_workers_share_the_partitions(stack: Stack) -> None:
     assert (ma["circuitwatch_worker_assigned_partitions"], mb["circuitwatch_worker_assigned_partitions"]) == (na, nb)
 
 
-def test_kill_9_mid_stream_then_restart_loses_and_doubles_nothing(stack: Stack) -> None:
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+def test_kill_9_mid_stream_then_restart_loses_and_doubles_nothing(stack: Stack, store: str) -> None:
+    """memory:// rebuilds from the changelog; rocksdb:// restarts on the same host, from its files."""
     events = day(orders=1500, seed=31)
     path = stack.tmp / "day.jsonl"
     lines = write_day(path, events)
     expected = replay(path, stack.config)
-    first = stack.worker("first")
+    same_host = {"CIRCUITWATCH_STORE": store, "CIRCUITWATCH_DATADIR": str(stack.tmp / "data")}
+    first = stack.worker("first", **same_host)
     half = len(lines) // 2
     stack.produce(lines[:half])
     deadline = time.monotonic() + 120
@@ -409,7 +412,7 @@ def test_kill_9_mid_stream_then_restart_loses_and_doubles_nothing(stack: Stack) 
     wait_until(progressed, "the first worker to apply part of the stream")
     first.kill9()  # mid-stream: events, changelog writes and commits in flight
     stack.produce(lines[half:])
-    second = stack.worker("second")
+    second = stack.worker("second", **same_host)
     assert_same(stack, expected, [second])
     m = second.metrics(deadline)
     # the restarted tracker was rebuilt from the changelog, so it did not apply the whole day again

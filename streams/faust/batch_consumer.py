@@ -40,7 +40,6 @@ class BatchConsumer:
         self.group = group
         self.max_records = settings.batch
         self.producer: Any = None
-        self.handled = 0  # records handled (a replayed batch counts again)
         self.restarts = 0  # failures survived: each restarts from the committed offsets
 
     def consumer(self) -> AIOKafkaConsumer:
@@ -114,7 +113,6 @@ class BatchConsumer:
         if not batch:
             return
         await self.handle(batch)
-        self.handled += sum(len(records) for records in batch.values())
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
         try:
             await consumer.commit(offsets)

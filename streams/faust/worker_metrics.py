@@ -28,15 +28,6 @@ class WorkerCollector(Collector):
             "Partitions of the canonical events topic this worker owns.",
             value=owned,
         )
-        try:
-            buffered = rt.app.producer.buffer.size
-        except Exception:  # the producer is not started yet
-            buffered = 0
-        yield GaugeMetricFamily(
-            "circuitwatch_worker_producer_buffer",
-            "Changelog records waiting in Faust's send buffer (stays near 0 when healthy).",
-            value=buffered,
-        )
         restarts = CounterMetricFamily(
             "circuitwatch_worker_loop_restarts",
             "Failures the validator and the outcome sink survived (broker, database); each replays its batch.",
