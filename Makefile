@@ -2,10 +2,10 @@
 SHELL := /bin/bash
 VENV := .venv/bin
 
-.PHONY: help demo test check lint types unit generated bench clean
+.PHONY: help demo test check lint types unit generated bench bench-worker clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 demo: ## Set up (first run only) and run the demo: a simulated day, /metrics, outcomes, KPI report
 	@scripts/bootstrap.sh python
@@ -33,6 +33,9 @@ unit: ## pytest (integration tests skip without services, except in CI)
 
 bench: ## Replay throughput and memory (figures for the closing note)
 	$(VENV)/python bench/replay.py
+
+bench-worker: ## Worker throughput and latency against bare Faust, on a local Kafka it starts
+	scripts/with-services.sh $(VENV)/python bench/worker.py
 
 clean: ## Remove the venv, caches and demo output
 	rm -rf .venv .cache circuitwatch-demo .mypy_cache .ruff_cache .pytest_cache
