@@ -83,6 +83,8 @@ class Rejected(msgspec.Struct, frozen=True):
 
 
 _decoder = msgspec.json.Decoder(Event)
+# What `decode` raises for a bad line: catch these, then `reject` the line with its reason.
+DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
 _encoder = msgspec.json.Encoder()
 _AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 _SOURCE_PEEK = re.compile(rb'"source"\s*:\s*"([a-z_]{1,32})"')

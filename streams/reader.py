@@ -12,9 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import IO, cast
 
-import msgspec
-
-from circuitwatch.events import Event, Rejected, decode, reject
+from circuitwatch.events import DECODE_ERRORS, Event, Rejected, decode, reject
 
 
 @contextmanager
@@ -38,7 +36,7 @@ def read_lines(lines: Iterable[bytes], name: str, on_reject: Callable[[Rejected]
     for n, raw in enumerate(lines, 1):
         try:
             ev = decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        except DECODE_ERRORS as e:
             if raw.strip():
                 on_reject(reject(raw, e, file=name, line=n))
             continue

@@ -29,7 +29,7 @@ import faust
 import orjson
 
 from circuitwatch.config import load_config
-from circuitwatch.events import Rejected, decode, reject
+from circuitwatch.events import DECODE_ERRORS, Rejected, decode, reject
 from circuitwatch.metrics.prometheus import MetricsServer
 from circuitwatch.metrics.stats import TrackerStats
 from circuitwatch.streams.faust.batch_consumer import attach
@@ -37,7 +37,7 @@ from circuitwatch.streams.faust.changelog import faust_producer, write_changes
 from circuitwatch.streams.faust.outcome_sink import OutcomeSink
 from circuitwatch.streams.faust.partitioning import order_key, partition_for
 from circuitwatch.streams.faust.record_batches import send_keyed
-from circuitwatch.streams.faust.repartition import DECODE_ERRORS, Repartitioner
+from circuitwatch.streams.faust.repartition import Repartitioner
 from circuitwatch.streams.faust.settings import WorkerSettings
 from circuitwatch.streams.faust.state import TouchedOrders, newest_event_time, reset_gauges
 from circuitwatch.streams.faust.transport import App as FaustApp

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import msgspec
 import orjson
 
-from circuitwatch.events import Rejected, reject
+from circuitwatch.events import DECODE_ERRORS, Rejected, reject
 from circuitwatch.streams.faust.batch_consumer import Batch, BatchConsumer
 from circuitwatch.streams.faust.settings import WorkerSettings
 from circuitwatch.streams.outcome import Outcome, decode
@@ -42,7 +41,7 @@ class OutcomeSink(BatchConsumer):
             for rec in records:
                 try:
                     outcomes.append(decode(rec.value or b""))
-                except (msgspec.DecodeError, msgspec.ValidationError) as e:  # a foreign writer on our output
+                except DECODE_ERRORS as e:  # a foreign writer on our output
                     rejected = reject(rec.value or b"", e, file=f"{tp.topic}[{tp.partition}]", line=rec.offset)
                     self.on_reject(rejected)
                     await (await self.producer.send(self.settings.dead_letter, orjson.dumps(rejected.dead_letter())))

@@ -13,17 +13,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-import msgspec
 import orjson
 from aiokafka import TopicPartition
 
-from circuitwatch.events import Rejected, decode, encode, reject
+from circuitwatch.events import DECODE_ERRORS, Rejected, decode, encode, reject
 from circuitwatch.streams.faust.batch_consumer import Batch, BatchConsumer
 from circuitwatch.streams.faust.partitioning import order_key
 from circuitwatch.streams.faust.record_batches import send_keyed
 from circuitwatch.streams.faust.settings import WorkerSettings
-
-DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
 
 
 class Repartitioner(BatchConsumer):
