@@ -319,6 +319,19 @@ def assert_same(stack: Stack, expected: dict[str, Outcome], workers: list[Worker
 # -- tests -----------------------------------------------------------------------
 
 
+def test_topics_are_visible_before_the_worker_joins_even_when_another_client_creates_them(broker: str) -> None:
+    """`produce` and a starting worker both declare the topics; neither may go on before the
+    broker lists all of them (a group joined in that window got none of their partitions)."""
+    prefix = "t" + uuid.uuid4().hex[:10] + "."
+    settings = from_env({}, broker=broker, topic_prefix=prefix, app_id=prefix, partitions=PARTITIONS)
+
+    async def both() -> list[dict[str, int]]:
+        return list(await asyncio.gather(ensure_topics(settings), ensure_topics(settings)))
+
+    for counts in asyncio.run(both()):
+        assert counts == {t: PARTITIONS for t in settings.all_topics()}
+
+
 def test_worker_outcomes_equal_replay_and_rejects_go_to_dead_letter(stack: Stack) -> None:
     events = day(orders=600, seed=11)
     path = stack.tmp / "day.jsonl"

@@ -109,11 +109,14 @@ def worker(
     if settings.webhooks_port is not None:
         _check_webhook_secret()
     from circuitwatch.streams.faust.run import run_worker
+    from circuitwatch.streams.faust.settings import SettingsError
 
     try:
         run_worker(settings)
     except OSError as e:
         raise CliError(f"worker: {e.strerror or e}", exit_code=1) from None
+    except SettingsError as e:  # the topics as found on the broker (partition count, visibility)
+        raise CliError(f"worker: {e}", exit_code=1) from None
 
 
 def _check_outcome_store(url: str) -> None:

@@ -175,6 +175,9 @@ def build_app(settings: WorkerSettings) -> tuple[faust.App, Runtime]:
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
         stream_buffer_maxsize=max(4096, settings.batch * 2),
+        # Faust creates its changelog and assignor topics just before it joins the group; a topic
+        # not yet in the metadata is left unassigned until the next refresh (default 5 min).
+        consumer_metadata_max_age_ms=5000,
     )
     table = app.Table(
         TABLE,

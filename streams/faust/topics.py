@@ -8,6 +8,7 @@ an existing `bopis.events` with a different count is an error, not a surprise.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -25,12 +26,12 @@ async def ensure_topics(settings: WorkerSettings, *, timeout_ms: int = 30000) ->
         existing = await _partition_counts(admin, wanted)
         missing = [t for t in wanted if t not in existing]
         if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker (or `produce`) won the race
                 await admin.create_topics(
                     [NewTopic(t, settings.partitions, settings.replication) for t in missing],
                     timeout_ms=timeout_ms,
                 )
-            existing = await _partition_counts(admin, wanted)
+            existing = await _until_visible(admin, wanted, timeout_ms / 1000)
         have = existing.get(settings.events)
         if have is not None and have != settings.partitions:
             raise SettingsError(
@@ -40,6 +41,26 @@ async def ensure_topics(settings: WorkerSettings, *, timeout_ms: int = 30000) ->
         return existing
     finally:
         await admin.close()
+
+
+async def _until_visible(admin: AIOKafkaAdminClient, topics: list[str], timeout: float) -> dict[str, int]:
+    """Partition counts once every topic is in the broker's metadata.
+
+    Creation returns before then (KRaft publishes it a moment later; a topic another
+    client is creating may not be listed yet). A consumer that joins its group in that
+    window is assigned none of the topic's partitions, and the metadata refresh that
+    would correct it can be minutes away.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        counts = await _partition_counts(admin, topics)
+        if len(counts) == len(set(topics)):
+            return counts
+        if loop.time() > deadline:
+            absent = sorted(set(topics) - counts.keys())
+            raise SettingsError(f"topics not visible in the broker's metadata after {timeout:.0f} s: {absent}")
+        await asyncio.sleep(0.1)
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, int]:
