@@ -15,6 +15,8 @@ transaction, so it is safe from threads (e.g. `loop.run_in_executor`).
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,12 +59,61 @@ def safe_url(target: str | Path) -> str:
         return "<unparsable database URL>"
 
 
+def store_error(target: str | Path, verb: str, error: BaseException) -> str:
+    """A one-line message for a store that failed: its masked URL, what failed and the driver's reason."""
+    if isinstance(error, ModuleNotFoundError):
+        return f"{safe_url(target)}: the database driver {error.name!r} is not installed"
+    text = str(getattr(error, "orig", None) or error).strip()
+    reason = text.splitlines()[0] if text else "no detail"
+    try:
+        password = sa.make_url(store_url(target)).password
+    except sa.exc.ArgumentError:
+        password = None
+    if password:
+        reason = reason.replace(str(password), "***")
+    return f"{safe_url(target)}: cannot {verb} the outcome store: {type(error).__name__}: {reason}"
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA busy_timeout=30000")  # first: workers, demo and replay may share the file
-    cur.execute("PRAGMA journal_mode=WAL")
+    _switch_to_wal(cur)
     cur.execute("PRAGMA synchronous=FULL")  # a committed batch survives power loss, not only a crash
     cur.close()
+
+
+def _switch_to_wal(cur: Any) -> None:
+    """WAL is a property of the file, set once; the switch is retried, not waited for.
+
+    Two processes opening a new file together can get "database is locked" from
+    the switch at once (SQLite's busy timeout does not cover it), so it is tried
+    again for up to the busy timeout.
+    """
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _create_schema(engine: Engine) -> None:
+    """Create the table and its indexes unless they exist, safe when workers start together.
+
+    create_all's check-then-create loses that race (the second CREATE fails with
+    "already exists"); IF NOT EXISTS is decided under the database's write lock.
+    """
+    if engine.dialect.name not in ("sqlite", "postgresql"):
+        _metadata.create_all(engine)
+        return
+    with engine.begin() as conn:
+        for table in _metadata.sorted_tables:
+            conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
+            for index in sorted(table.indexes, key=lambda i: str(i.name)):
+                conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
 
 class OutcomeStore:
@@ -77,10 +128,7 @@ class OutcomeStore:
             database = self.engine.url.database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            _metadata.create_all(self.engine)
-        except sa.exc.OperationalError:  # another process created it between the check and the CREATE
-            _metadata.create_all(self.engine)
+        _create_schema(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 import threading
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
+import sqlalchemy as sa
 
 from circuitwatch.streams.outcome import Outcome
-from circuitwatch.streams.outcome_store import OutcomeStore, safe_url
+from circuitwatch.streams.outcome_store import OutcomeStore, safe_url, store_error
 from tests.kpi_fixtures import hand_made
 
 
@@ -113,6 +117,40 @@ def test_concurrent_writers_from_threads(tmp_path: Path) -> None:
         assert store.count() == len(records)
 
 
+def _open_together(path: Path, barrier: Any) -> str | None:
+    barrier.wait()
+    try:
+        with OutcomeStore(path) as store:
+            store.upsert(hand_made())
+        return None
+    except Exception as e:  # returned, so the parent reports which open failed and why
+        return repr(e)
+
+
+def test_processes_creating_a_new_store_together(tmp_path: Path) -> None:
+    """Two workers started at once both create the file (CI once lost this race: "database is locked")."""
+    processes, rounds = 4, 25
+    with multiprocessing.Manager() as manager, ProcessPoolExecutor(processes) as pool:
+        barrier = manager.Barrier(processes)
+        for n in range(rounds):
+            path = tmp_path / f"round-{n}" / "out.db"
+            errors = [e for e in pool.map(_open_together, [path] * processes, [barrier] * processes) if e]
+            assert errors == [], f"round {n}: {errors}"
+            with OutcomeStore(path) as store:
+                assert store.count() == len(hand_made())
+
+
 def test_url_with_password_is_masked() -> None:
     assert safe_url("postgresql+psycopg://kpi:hunter2@db.internal/cw") == "postgresql+psycopg://kpi:***@db.internal/cw"
     assert safe_url("/tmp/x.db").startswith("sqlite:///")
+
+
+def test_store_errors_give_the_reason_and_never_the_password() -> None:
+    url = "postgresql+psycopg://kpi:s3cret@db.internal/cw"
+    refused = sa.exc.OperationalError("connect", {}, Exception('password "s3cret" refused\nDETAIL: more'))
+    assert store_error(url, "open", refused) == (
+        "postgresql+psycopg://kpi:***@db.internal/cw: cannot open the outcome store: "
+        'OperationalError: password "***" refused'
+    )
+    missing = ModuleNotFoundError("No module named 'psycopg'", name="psycopg")
+    assert store_error(url, "read", missing).endswith(": the database driver 'psycopg' is not installed")

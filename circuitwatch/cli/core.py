@@ -305,12 +305,12 @@ def demo(
 def _upsert(target: str | Path, result: ReplayResult) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from circuitwatch.streams.outcome_store import OutcomeStore, safe_url
+    from circuitwatch.streams.outcome_store import OutcomeStore, store_error
 
     try:
         OutcomeStore(target).upsert(result.ordered())
-    except SQLAlchemyError as e:
-        raise CliError(f"{safe_url(target)}: cannot write the outcome store: {type(e).__name__}") from None
+    except (SQLAlchemyError, ModuleNotFoundError) as e:
+        raise CliError(store_error(target, "write", e)) from None
 
 
 def _kpi_export(result: ReplayResult, out: Path, config: CircuitConfig, console: Console) -> Path | None:

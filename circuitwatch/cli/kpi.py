@@ -50,7 +50,7 @@ def kpi(
     from sqlalchemy.exc import SQLAlchemyError
 
     from circuitwatch.metrics.kpi import DEFAULT_MINUTES_PER_PICK, KpiError, export_week
-    from circuitwatch.streams.outcome_store import safe_url
+    from circuitwatch.streams.outcome_store import store_error
 
     if "://" not in source and not Path(source).exists():
         raise CliError(f"{source}: no such outcome store or outcomes file (see --from)")
@@ -67,10 +67,8 @@ def kpi(
             )
         except KpiError as e:
             raise CliError(str(e)) from None
-        except SQLAlchemyError as e:
-            raise CliError(f"{safe_url(source)}: cannot read the outcome store: {type(e).__name__}") from None
-        except ModuleNotFoundError as e:
-            raise CliError(f"{safe_url(source)}: the database driver {e.name!r} is not installed") from None
+        except (SQLAlchemyError, ModuleNotFoundError) as e:
+            raise CliError(store_error(source, "read", e)) from None
     click.echo(report.headline())
     for note in report.notes:
         click.echo(f"note: {note}")

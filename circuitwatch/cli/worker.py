@@ -122,12 +122,12 @@ def worker(
 def _check_outcome_store(url: str) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from circuitwatch.streams.outcome_store import OutcomeStore, safe_url
+    from circuitwatch.streams.outcome_store import OutcomeStore, store_error
 
     try:
         OutcomeStore(url).close()
-    except (SQLAlchemyError, OSError) as e:
-        raise CliError(f"{safe_url(url)}: cannot open the outcome store: {type(e).__name__}") from None
+    except (SQLAlchemyError, OSError, ModuleNotFoundError) as e:
+        raise CliError(store_error(url, "open", e)) from None
 
 
 def _check_webhook_secret() -> None:
