@@ -121,12 +121,10 @@ class Runtime:
         await self.persist(out)
 
     async def tick(self, wall_ts: float) -> None:
-        out: list[Outcome] = []
+        """The live clock (scheduled only with clock=wall): silent legs breach on time."""
         if self.stale:
             return  # not assigned / not recovered yet
-        if self.settings.clock == "wall":
-            out.extend(self.tracker.advance_clock(wall_ts))
-        await self.persist(out)
+        await self.persist(self.tracker.advance_clock(wall_ts))
 
     async def persist(self, out: list[Outcome]) -> None:
         """Outcomes delivered first, then one table write per changed order."""

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
+from circuitwatch.events import Rejected, reject
+from circuitwatch.streams.faust.record_batches import idempotent_producer
 from circuitwatch.streams.faust.settings import WorkerSettings
 
 log = logging.getLogger("circuitwatch.worker")
@@ -34,10 +38,17 @@ class BatchConsumer:
     wants_producer = False  # an AIOKafkaProducer in `self.producer` while running
     linger = 0.0  # seconds to keep fetching before `handle` (fewer, larger batches)
 
-    def __init__(self, settings: WorkerSettings, topics: list[str], group: str) -> None:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        topics: list[str],
+        group: str,
+        on_reject: Callable[[Rejected], None] = lambda _r: None,
+    ) -> None:
         self.settings = settings
         self.topics = topics
         self.group = group
+        self.on_reject = on_reject  # counts a reject (metrics); the record itself goes to the dead letter
         self.max_records = settings.batch
         self.producer: Any = None
         self.restarts = 0  # failures survived: each restarts from the committed offsets
@@ -54,22 +65,26 @@ class BatchConsumer:
             heartbeat_interval_ms=int(min(3.0, s.session_timeout / 3) * 1000),
         )
 
-    def new_producer(self) -> AIOKafkaProducer:
-        return AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            max_batch_size=256 * 1024,
-        )
-
     async def handle(self, batch: Batch) -> None:
         raise NotImplementedError
+
+    def reject(self, raw: bytes | None, error: Exception, tp: TopicPartition, offset: int) -> Rejected:
+        """A record that does not decode, counted; its `file:line` is `topic[partition]:offset`."""
+        rejected = reject(raw or b"", error, file=f"{tp.topic}[{tp.partition}]", line=offset)
+        self.on_reject(rejected)
+        return rejected
+
+    async def send_dead_letter(self, rejected: Rejected) -> asyncio.Future[Any]:
+        """Queue a reject for the dead-letter topic; the future resolves once the broker has it."""
+        future: asyncio.Future[Any] = await self.producer.send(
+            self.settings.dead_letter, orjson.dumps(rejected.dead_letter())
+        )
+        return future
 
     async def run(self) -> None:
         while True:
             consumer = self.consumer()
-            self.producer = self.new_producer() if self.wants_producer else None
+            self.producer = idempotent_producer(self.settings.bootstrap) if self.wants_producer else None
             try:
                 if self.producer is not None:
                     await self.producer.start()

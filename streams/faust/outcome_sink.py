@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import orjson
-
-from circuitwatch.events import DECODE_ERRORS, Rejected, reject
+from circuitwatch.events import DECODE_ERRORS, Rejected
 from circuitwatch.streams.faust.batch_consumer import Batch, BatchConsumer
 from circuitwatch.streams.faust.settings import WorkerSettings
 from circuitwatch.streams.outcome import Outcome, decode
@@ -29,10 +27,9 @@ class OutcomeSink(BatchConsumer):
     linger = 1.0
 
     def __init__(self, settings: WorkerSettings, url: str, on_reject: Callable[[Rejected], None]) -> None:
-        super().__init__(settings, [settings.outcomes], settings.app_id + ".outcome-store")
+        super().__init__(settings, [settings.outcomes], settings.app_id + ".outcome-store", on_reject)
         self.max_records = 10 * settings.batch
         self.store = OutcomeStore(url)
-        self.on_reject = on_reject
 
     async def handle(self, batch: Batch) -> None:
         outcomes: list[Outcome] = []
@@ -42,9 +39,7 @@ class OutcomeSink(BatchConsumer):
                 try:
                     outcomes.append(decode(rec.value or b""))
                 except DECODE_ERRORS as e:  # a foreign writer on our output
-                    rejected = reject(rec.value or b"", e, file=f"{tp.topic}[{tp.partition}]", line=rec.offset)
-                    self.on_reject(rejected)
-                    await (await self.producer.send(self.settings.dead_letter, orjson.dumps(rejected.dead_letter())))
+                    await (await self.send_dead_letter(self.reject(rec.value, e, tp, rec.offset)))
                     continue
                 offsets.append(rec.offset)
         # On the loop, not in a thread: sqlite3 releases the GIL for every row and takes it back,

@@ -12,9 +12,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaProducer
-
 from circuitwatch.events import SOURCES
+from circuitwatch.streams.faust.record_batches import idempotent_producer
 from circuitwatch.streams.faust.settings import WorkerSettings
 
 _ORDER = re.compile(rb'"order_id"\s*:\s*"((?:[^"\\]|\\.){1,256})"')
@@ -41,13 +40,7 @@ def route(line: bytes, settings: WorkerSettings, topic: str | None) -> tuple[str
 
 async def produce_lines(lines: Iterable[bytes], settings: WorkerSettings, *, topic: str | None = None) -> ProduceResult:
     result = ProduceResult()
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap,
-        acks="all",
-        linger_ms=5,
-        max_batch_size=256 * 1024,
-        enable_idempotence=True,
-    )
+    producer = idempotent_producer(settings.bootstrap)
     await producer.start()
     try:
         pending = []

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
+
 from circuitwatch.streams.faust.partitioning import partition_for
 
 Record = tuple[bytes, bytes | None]  # (key, value); a None value is a tombstone
@@ -23,6 +25,17 @@ class SentBatch:
     partition: int
     count: int
     future: asyncio.Future[Any]  # RecordMetadata of the batch's first record, once the broker has it
+
+
+def idempotent_producer(bootstrap: str) -> AIOKafkaProducer:
+    """The producer of the worker's own hops and of `produce`: acks=all, no duplicates on retry."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+    )
 
 
 def by_partition(records: Iterable[Record], partitions: int) -> dict[int, list[Record]]:

@@ -13,10 +13,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-import orjson
 from aiokafka import TopicPartition
 
-from circuitwatch.events import DECODE_ERRORS, Rejected, decode, encode, reject
+from circuitwatch.events import DECODE_ERRORS, Rejected, decode, encode
 from circuitwatch.streams.faust.batch_consumer import Batch, BatchConsumer
 from circuitwatch.streams.faust.partitioning import order_key
 from circuitwatch.streams.faust.record_batches import send_keyed
@@ -28,8 +27,7 @@ class Repartitioner(BatchConsumer):
     wants_producer = True
 
     def __init__(self, settings: WorkerSettings, on_reject: Callable[[Rejected], None]) -> None:
-        super().__init__(settings, [settings.raw(x) for x in settings.sources], settings.validate_group)
-        self.on_reject = on_reject  # counts the reject (metrics); the record goes to the dead letter here
+        super().__init__(settings, [settings.raw(x) for x in settings.sources], settings.validate_group, on_reject)
 
     async def handle(self, batch: Batch) -> None:
         s = self.settings
@@ -39,8 +37,7 @@ class Repartitioner(BatchConsumer):
             for rec in records:
                 routed = self.route(rec.value, tp, rec.offset)
                 if isinstance(routed, Rejected):
-                    letter = orjson.dumps(routed.dead_letter())
-                    pending.append(await self.producer.send(s.dead_letter, letter))
+                    pending.append(await self.send_dead_letter(routed))
                 else:
                     events.append(routed)
         sent = await send_keyed(self.producer, s.events, events, s.partitions)
@@ -51,7 +48,5 @@ class Repartitioner(BatchConsumer):
         try:
             ev = decode(raw or b"")
         except DECODE_ERRORS as e:
-            rejected = reject(raw or b"", e, file=f"{tp.topic}[{tp.partition}]", line=offset)
-            self.on_reject(rejected)
-            return rejected
+            return self.reject(raw, e, tp, offset)
         return order_key(ev.order_id), encode(ev)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import logging.config
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,27 +30,24 @@ def _level(name: str) -> int:
 
 
 def configure_logging(loglevel: str) -> dict[str, Any]:
-    level = _level(loglevel)
-    logging.basicConfig(level=level, stream=sys.stderr, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
-    logging.getLogger().setLevel(level)
-    for name in NOISY:
-        logging.getLogger(name).setLevel(level)
-    logging.getLogger("circuitwatch").setLevel(min(level, logging.INFO))
-    # One warning per batch otherwise: Faust's send_soon buffer holds 100 messages and a batch
-    # writes one changelog record per changed order; the conductor drains it, as designed.
-    logging.getLogger("faust.transport.producer").setLevel(max(level, logging.ERROR))
-    return {
+    """Applied here (topic creation logs before Faust starts) and returned for Faust, which applies it again."""
+    level = logging.getLevelName(_level(loglevel))
+    config: dict[str, Any] = {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"plain": {"format": "[%(asctime)s] %(levelname)s %(name)s: %(message)s"}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "plain"}},
-        "root": {"level": logging.getLevelName(level), "handlers": ["stderr"]},
-        "loggers": {name: {"level": logging.getLevelName(level)} for name in NOISY}
+        "root": {"level": level, "handlers": ["stderr"]},
+        "loggers": {name: {"level": level} for name in NOISY}
         | {
-            "circuitwatch": {"level": logging.getLevelName(min(level, logging.INFO))},
-            "faust.transport.producer": {"level": logging.getLevelName(max(level, logging.ERROR))},
+            "circuitwatch": {"level": logging.getLevelName(min(_level(loglevel), logging.INFO))},
+            # One warning per batch otherwise: Faust's send_soon buffer holds 100 messages and a batch
+            # writes one changelog record per changed order; the conductor drains it, as designed.
+            "faust.transport.producer": {"level": logging.getLevelName(max(_level(loglevel), logging.ERROR))},
         },
     }
+    logging.config.dictConfig(config)
+    return config
 
 
 # Faust allocates several objects per message, so CPython's default (700) ran a young
